@@ -1,0 +1,250 @@
+// Opening an engine: load the newest index checkpoint, replay the log written after it, cut a
+// torn tail, and report (never return) records that fail their checksums.
+//
+// Telling a torn tail from corruption: groups are written one at a time and each is synced
+// before the next starts, so bad bytes can be "torn" (never acknowledged) only if they belong
+// to the last group in the log. Every record carries the sequence number of its group's first
+// record; if a valid record of a later group follows the bad bytes, they were durable once and
+// are corruption; otherwise they are the torn tail and are cut.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+
+#include "common/logging.h"
+#include "engine/engine_impl.h"
+#include "engine/segment_scanner.h"
+
+namespace granary::engine {
+namespace {
+
+constexpr char kCheckpointName[] = "index.ckpt";
+
+bool ParseSegmentName(const std::string& name, uint32_t* id) {
+  unsigned v = 0;
+  char tail[8] = {};
+  if (name.size() != 16 || std::sscanf(name.c_str(), "seg-%8u.%3s", &v, tail) != 2) return false;
+  if (std::string(tail) != "log") return false;
+  *id = v;
+  return true;
+}
+
+// The largest group number of any valid record in [from, end) of a segment.
+uint64_t MaxGroupFrom(io::File* file, uint64_t from, uint64_t end) {
+  SegmentScanner scanner(file, from, end, /*load_values=*/false);
+  uint64_t max_group = 0;
+  ScannedRecord r;
+  for (;;) {
+    SegmentScanner::Outcome o = scanner.Next(&r);
+    if (o == SegmentScanner::Outcome::kRecord || o == SegmentScanner::Outcome::kBadValue) {
+      max_group = std::max(max_group, r.header.group);
+    } else if (o == SegmentScanner::Outcome::kBadHeader) {
+      std::optional<uint64_t> next = scanner.FindNextHeader(r.offset + 8);
+      if (!next) break;
+      scanner.Seek(*next);
+    } else {
+      break;
+    }
+  }
+  return max_group;
+}
+
+}  // namespace
+
+Status EngineImpl::Recover() {
+  RETURN_IF_ERROR(fs_->CreateDir(dir_));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->ListDir(dir_));
+  std::vector<uint32_t> ids;
+  for (const std::string& name : names) {
+    uint32_t id;
+    if (ParseSegmentName(name, &id)) {
+      ids.push_back(id);
+    } else if (name.size() > 4 && name.ends_with(".tmp")) {
+      fs_->Remove(io::JoinPath(dir_, name)).IgnoreError();  // an interrupted checkpoint
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  for (uint32_t id : ids) {
+    auto seg = std::make_shared<Segment>();
+    seg->id = id;
+    seg->path = SegmentPath(id);
+    ASSIGN_OR_RETURN(std::unique_ptr<io::File> file, fs_->Open(seg->path, io::OpenOptions{}));
+    seg->file = std::move(file);
+    ASSIGN_OR_RETURN(uint64_t size, seg->file->Size());
+    seg->end = size;
+    seg->sealed = true;
+    MutexLock l(&seg_mu_);
+    segments_[id] = std::move(seg);
+  }
+
+  // The checkpoint, if there is a good one, says where replay starts.
+  uint32_t start_segment = ids.empty() ? 1 : ids.front();
+  uint64_t start_offset = 0;
+  Result<KeyIndex::CheckpointInfo> ckpt =
+      index_.LoadCheckpoint(*fs_, io::JoinPath(dir_, kCheckpointName));
+  if (ckpt.ok()) {
+    start_segment = ckpt->replay_segment;
+    start_offset = ckpt->replay_offset;
+    next_sequence_ = std::max<uint64_t>(1, ckpt->next_sequence);
+    index_.ForEach([&](const KeyHash&, const Location& loc) {
+      AddLive(loc, static_cast<int64_t>(loc.size()));
+    });
+  } else {
+    if (!ckpt.status().IsNotFound()) {
+      GLOG_WARN("blob engine in {}: ignoring index checkpoint ({}); rebuilding from the log",
+                dir_, ckpt.status().ToString());
+    }
+    index_.Clear();
+    start_offset = 0;
+    start_segment = ids.empty() ? 1 : ids.front();
+  }
+
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < start_segment) continue;
+    uint64_t from = ids[i] == start_segment ? start_offset : 0;
+    RETURN_IF_ERROR(ReplaySegment(FindSegment(ids[i]), from, i + 1 == ids.size()));
+  }
+
+  // An index entry that points at a segment that no longer exists would be a lost record.
+  uint64_t dangling = 0;
+  std::vector<KeyHash> lost;
+  index_.ForEach([&](const KeyHash& h, const Location& loc) {
+    if (!FindSegment(loc.segment)) lost.push_back(h);
+  });
+  for (const KeyHash& h : lost) {
+    index_.Erase(h);
+    dangling++;
+  }
+  if (dangling > 0) {
+    counters_.corruptions += dangling;
+    GLOG_ERROR("blob engine in {}: {} index entries pointed at missing segments", dir_,
+               dangling);
+  }
+
+  if (ids.empty()) {
+    RETURN_IF_ERROR(OpenNewSegment(1, 0));
+  } else {
+    active_ = FindSegment(ids.back());
+    active_->sealed = false;
+  }
+  std::lock_guard<std::mutex> l(applied_mu_);
+  applied_segment_ = active_->id;
+  applied_end_ = active_->end;
+  applied_sequence_ = next_sequence_;
+  return Status::OK();
+}
+
+Status EngineImpl::ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t start,
+                                 bool is_last) {
+  ASSIGN_OR_RETURN(uint64_t file_size, seg->file->Size());
+  SegmentScanner scanner(seg->file.get(), start, file_size, /*load_values=*/true);
+  // Records of a WriteBatch are applied only once its last record is seen.
+  std::vector<PendingRecord> batch;
+  std::vector<std::string> batch_keys;
+  uint64_t batch_start = 0;
+  uint64_t last_sequence = 0, last_group = 0;
+  bool have_last = false;
+
+  auto apply_batch = [&] {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].key = batch_keys[i];
+      ApplyToIndex(batch[i]);
+    }
+    batch.clear();
+    batch_keys.clear();
+  };
+  auto add = [&](const ScannedRecord& r) {
+    next_sequence_ = std::max(next_sequence_, r.header.sequence + 1);
+    last_sequence = r.header.sequence;
+    last_group = r.header.group;
+    have_last = true;
+    if (r.header.type == RecordType::kPadding) return;
+    if (batch.empty()) batch_start = r.offset;
+    PendingRecord rec;
+    rec.type = r.header.type;
+    rec.hash = HashKey(r.key);
+    rec.loc = Location{seg->id, static_cast<uint32_t>(r.offset / 8), r.header.size8};
+    batch.push_back(std::move(rec));
+    batch_keys.emplace_back(r.key);
+    if (!r.header.continues_batch()) apply_batch();
+  };
+  auto cut = [&](uint64_t at, uint64_t last_nonzero) -> Status {
+    at = batch.empty() ? at : std::min(at, batch_start);
+    batch.clear();
+    batch_keys.clear();
+    uint64_t torn = last_nonzero > at ? last_nonzero - at : 0;
+    if (torn > 0) {
+      GLOG_WARN("blob engine in {}: cutting a torn tail of {} bytes at {}:{}", dir_, torn,
+                seg->id, at);
+    }
+    counters_.truncated += torn;
+    RETURN_IF_ERROR(seg->file->Truncate(at));
+    RETURN_IF_ERROR(seg->file->Sync());
+    seg->end = at;
+    return Status::OK();
+  };
+
+  ScannedRecord r;
+  for (;;) {
+    SegmentScanner::Outcome o = scanner.Next(&r);
+    if (o == SegmentScanner::Outcome::kRecord) {
+      counters_.replayed += r.header.size();
+      add(r);
+      continue;
+    }
+    if (o == SegmentScanner::Outcome::kIOError) return scanner.status();
+    if (o == SegmentScanner::Outcome::kEnd) {
+      if (is_last && !batch.empty()) return cut(scanner.position(), scanner.position());
+      apply_batch();
+      seg->end = scanner.position();
+      return Status::OK();
+    }
+    // Bad bytes at r.offset.
+    const uint64_t bad_at = r.offset;
+    const bool header_known = o == SegmentScanner::Outcome::kBadValue;
+    uint64_t last_nonzero = bad_at;
+    std::optional<uint64_t> next =
+        header_known ? scanner.FindNextHeader(bad_at + r.header.size(), &last_nonzero)
+                     : scanner.FindNextHeader(bad_at + 8, &last_nonzero);
+    if (header_known) last_nonzero = std::max(last_nonzero, bad_at + r.header.size());
+    bool torn;
+    if (!is_last) {
+      torn = false;  // sealed segments were synced before the next one was written
+    } else if (!next) {
+      torn = true;
+    } else {
+      // Which group do the bad bytes belong to?
+      uint64_t bad_group;
+      if (header_known) {
+        bad_group = r.header.group;
+      } else {
+        ScannedRecord peek;
+        SegmentScanner s2(seg->file.get(), *next, file_size, /*load_values=*/false);
+        (void)s2.Next(&peek);
+        uint64_t g = peek.header.group;
+        bad_group = (have_last && g == last_group) || g == last_sequence + 1 || !have_last
+                        ? g
+                        : 0;  // bytes lost from an earlier group: certainly corruption
+      }
+      torn = bad_group != 0 && bad_group >= MaxGroupFrom(seg->file.get(), *next, file_size);
+    }
+    if (torn) return cut(bad_at, last_nonzero);
+
+    counters_.corruptions++;
+    GLOG_ERROR("blob engine in {}: corrupt record at {}:{} ({} bytes unreadable); the rest of "
+               "the segment is still read",
+               dir_, seg->id, bad_at, (next ? *next : file_size) - bad_at);
+    if (header_known) {
+      // Index it anyway, so that reads of its key report the corruption instead of returning
+      // an older value.
+      add(r);
+    }
+    if (!next) {
+      apply_batch();
+      seg->end = file_size;
+      return Status::OK();
+    }
+    scanner.Seek(*next);
+  }
+}
+
+}  // namespace granary::engine

@@ -1,0 +1,59 @@
+// The key-value stores a blob benchmark drives through one loop: Granary's BlobEngine and the
+// baselines it is compared with on the same file system, in the same run:
+//   - "files":   one file per blob, spread over 256 subdirectories; a put is open(O_CREAT |
+//                O_TRUNC) + write + fsync + close, a get is open + read + close. The directory
+//                is not fsynced after a create, which a crash-safe store would need, so this
+//                baseline is slightly flattered.
+//   - "rocksdb": RocksDB (Debian's librocksdb) with WriteOptions::sync = true, default options
+//                but no compression (the values are random bytes), Get into a std::string.
+//
+// Thread-safety: Put and Get may be called from many threads at once.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "engine/engine.h"
+
+namespace granary::tools {
+
+class BlobTarget {
+ public:
+  virtual ~BlobTarget() = default;
+  virtual std::string name() const = 0;
+  // Stores `value` durably: it survives a crash once Put returns.
+  virtual Status Put(std::string_view key, std::string_view value) = 0;
+  // Reads the whole value of `key` into `*value`.
+  virtual Status Get(std::string_view key, std::string* value) = 0;
+  // Makes the next reads come from the device rather than memory: flushes what the store
+  // buffers in memory and drops the page cache of its files (posix_fadvise DONTNEED).
+  virtual Status DropCaches() = 0;
+  // Closes the store; later calls fail.
+  virtual Status Close() = 0;
+};
+
+// Granary's engine in `dir` with default options (durable writes, group commit), settled
+// (SettleEngine) before it is returned.
+Result<std::unique_ptr<BlobTarget>> OpenGranaryTarget(const std::string& dir);
+
+// Opens the engine in `dir` with default options and waits until it has done the work that
+// follows an open: the EngineOptions::preallocate_bytes of zeros that a new engine writes ahead
+// of its log on a background thread, then synced by a Flush. Without this, the first second of
+// a timed run would measure that one-time fill rather than the workload.
+Result<std::unique_ptr<engine::BlobEngine>> OpenSettledEngine(const std::string& dir);
+// The engine behind a target from OpenGranaryTarget, for its statistics.
+engine::BlobEngine* GranaryEngineOf(BlobTarget& target);
+
+Result<std::unique_ptr<BlobTarget>> OpenFilesTarget(const std::string& dir);
+Result<std::unique_ptr<BlobTarget>> OpenRocksDbTarget(const std::string& dir);
+
+// Drops the page cache of every regular file under `dir` (posix_fadvise DONTNEED); dirty pages
+// stay, so sync first.
+Status DropPageCache(const std::string& dir);
+
+// "7.8.3": the RocksDB this binary was built against.
+std::string RocksDbVersion();
+
+}  // namespace granary::tools
