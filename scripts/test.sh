@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
+echo "=== clang -Wthread-safety (the GUARDED_BY annotations)"
+for f in src/*/*.cc; do
+  clang++ -std=c++20 -fsyntax-only -Wthread-safety -Werror=thread-safety -Isrc -Iinclude "$f"
+done
+
 echo "=== build (RelWithDebInfo)"
 BUILD_DIR=build bash scripts/build.sh
 echo "=== tests"

@@ -1,9 +1,13 @@
-// Annotated mutex wrappers so that clang's -Wthread-safety can check GUARDED_BY state.
+// Annotated locks so that clang's -Wthread-safety can check GUARDED_BY state.
+//
+// Mutex is a reader-writer lock that prefers writers: once a writer waits, new readers queue
+// behind it. (std::shared_mutex on glibc prefers readers, and a stream of Gets could starve the
+// engine's single index writer.)
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-#include <shared_mutex>
+#include <pthread.h>
+
+#include <cstdlib>
 
 #include "common/thread_annotations.h"
 
@@ -11,14 +15,24 @@ namespace granary {
 
 class CAPABILITY("mutex") Mutex {
  public:
-  void Lock() ACQUIRE() { mu_.lock(); }
-  void Unlock() RELEASE() { mu_.unlock(); }
-  void LockShared() GRANARY_TSA(acquire_shared_capability()) { mu_.lock_shared(); }
-  void UnlockShared() GRANARY_TSA(release_shared_capability()) { mu_.unlock_shared(); }
-  std::shared_mutex& native() { return mu_; }
+  Mutex() {
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    if (pthread_rwlock_init(&rw_, &attr) != 0) std::abort();
+    pthread_rwlockattr_destroy(&attr);
+  }
+  ~Mutex() { pthread_rwlock_destroy(&rw_); }
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  void Lock() ACQUIRE() { pthread_rwlock_wrlock(&rw_); }
+  void Unlock() RELEASE() { pthread_rwlock_unlock(&rw_); }
+  void LockShared() GRANARY_TSA(acquire_shared_capability()) { pthread_rwlock_rdlock(&rw_); }
+  void UnlockShared() GRANARY_TSA(release_shared_capability()) { pthread_rwlock_unlock(&rw_); }
 
  private:
-  std::shared_mutex mu_;
+  pthread_rwlock_t rw_;
 };
 
 class SCOPED_CAPABILITY MutexLock {

@@ -7,6 +7,7 @@
 // the deleted value still exists.
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "common/logging.h"
 #include "engine/engine_impl.h"
@@ -18,20 +19,28 @@ constexpr char kCheckpointName[] = "index.ckpt";
 constexpr uint64_t kCopyBatchBytes = 8ull << 20;
 }  // namespace
 
+uint64_t EngineImpl::CheckpointThreshold() const {
+  // A checkpoint rewrites the whole index, so write one only after at least twice its size of
+  // log: checkpoints then cost at most half the log's bandwidth, and replay stays bounded.
+  return std::max<uint64_t>(options_.checkpoint_interval_bytes, 2 * 28 * index_.size());
+}
+
 void EngineImpl::MaintenanceLoop() {
+  std::set<uint32_t> failed;  // segments whose compaction failed: left for repair
   std::unique_lock<std::mutex> l(maint_mu_);
   while (!maint_stop_) {
     maint_cv_.wait_for(l, std::chrono::seconds(1));
     if (maint_stop_) return;
     l.unlock();
     if (options_.checkpoint_interval_bytes > 0 &&
-        bytes_since_checkpoint_.load() >= options_.checkpoint_interval_bytes) {
+        bytes_since_checkpoint_.load() >= CheckpointThreshold()) {
       Status st = DoCheckpoint();
       if (!st.ok()) GLOG_WARN("blob engine in {}: checkpoint failed: {}", dir_, st.ToString());
     }
     if (options_.background_compaction) {
       std::lock_guard<std::mutex> c(compact_mu_);
       for (const std::shared_ptr<Segment>& seg : CompactionCandidates()) {
+        if (failed.count(seg->id)) continue;
         {
           std::lock_guard<std::mutex> m(maint_mu_);
           if (maint_stop_) break;
@@ -40,7 +49,7 @@ void EngineImpl::MaintenanceLoop() {
         if (!st.ok()) {
           GLOG_WARN("blob engine in {}: compaction of segment {} failed: {}", dir_, seg->id,
                     st.ToString());
-          break;
+          failed.insert(seg->id);
         }
       }
     }

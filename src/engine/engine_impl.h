@@ -126,6 +126,7 @@ class EngineImpl final : public BlobEngine {
   void MaintenanceLoop();
   Status CompactSegment(const std::shared_ptr<Segment>& seg);
   Status DoCheckpoint();
+  uint64_t CheckpointThreshold() const;
   std::vector<std::shared_ptr<Segment>> CompactionCandidates() const;
 
   const std::string dir_;

@@ -554,7 +554,7 @@ Status KeyIndex::SaveCheckpoint(io::FileSystem& fs, const std::string& path,
 }
 
 Result<KeyIndex::CheckpointInfo> KeyIndex::LoadCheckpoint(io::FileSystem& fs,
-                                                         const std::string& path) {
+                                                          const std::string& path) {
   CheckpointReader reader(path);
   RETURN_IF_ERROR(reader.Open(fs));
 

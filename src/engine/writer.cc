@@ -184,7 +184,7 @@ Status EngineImpl::WriteGroup(std::vector<WriteRequest*>& group) {
     applied_sequence_ = next_sequence_;
   }
   if (options_.checkpoint_interval_bytes > 0 &&
-      (bytes_since_checkpoint_ += written) >= options_.checkpoint_interval_bytes) {
+      (bytes_since_checkpoint_ += written) >= CheckpointThreshold()) {
     maint_cv_.notify_one();
   }
   if (options_.preallocate_bytes > 0 &&

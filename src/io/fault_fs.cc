@@ -68,10 +68,10 @@ struct FaultInjectionFileSystem::State {
     };
 
     uint64_t id = 0;
-    std::string path;       // where it is now in the base file system (a trash name once removed)
-    bool in_trash = false;  // removed or renamed over, kept for DropUnsyncedData()
-    bool gone = false;      // really deleted
-    std::vector<Undo> undo;    // changes since the last Sync(), oldest first
+    std::string path;        // where it is now in the base file system (a trash name once removed)
+    bool in_trash = false;   // removed or renamed over, kept for DropUnsyncedData()
+    bool gone = false;       // really deleted
+    std::vector<Undo> undo;  // changes since the last Sync(), oldest first
     uint64_t synced_size = 0;  // the size at the last Sync(); valid while `undo` is non-empty
   };
 
@@ -143,8 +143,8 @@ struct FaultInjectionFileSystem::State {
 
   // Renames `node`'s file to a trash name in its directory. The caller updates `live`.
   Status MoveToTrash(const std::shared_ptr<Node>& node) REQUIRES(mu) {
-    std::string to = JoinPath(DirOf(node->path), std::string(kTrashPrefix) +
-                                                     std::to_string(node->id));
+    std::string to =
+        JoinPath(DirOf(node->path), std::string(kTrashPrefix) + std::to_string(node->id));
     RETURN_IF_ERROR(base->Rename(node->path, to));
     node->path = std::move(to);
     node->in_trash = true;

@@ -9,6 +9,13 @@
 // every file to its content as of its last sync, removes files created since their directory's
 // last sync, and restores the files removed or renamed since then.
 //
+// Details tests may rely on:
+//   - syncs() and FailNthSync() count SyncDir() as well as File::Sync().
+//   - Truncate is not a write; but while the file system is dead after a tear, truncate,
+//     create, rename, remove and CreateDir fail too.
+//   - n == 0 cancels a pending FailNthWrite, FailNthSync or TearNthWrite. FlipBit is not counted.
+//   - Directories themselves are not tracked: CreateDir is durable at once.
+//
 // Thread-safe.
 #pragma once
 

@@ -52,6 +52,8 @@ Result<std::string> ReadFileToString(FileSystem& fs, const std::string& path) {
   return out;
 }
 
+// The temporary is `path + ".tmp"`: the caller serialises WriteFileAtomic calls for one path,
+// and a temporary left by a crash is simply overwritten by the next call.
 Status WriteFileAtomic(FileSystem& fs, const std::string& path, std::string_view data) {
   const std::string tmp = path + ".tmp";
   Status st = [&]() -> Status {

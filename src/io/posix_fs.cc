@@ -28,8 +28,9 @@ Status Errno(int err, const std::string& what) {
   switch (err) {
     case EACCES:
     case EPERM:
-      return Status(st.code(), st.message() + " (check the permissions of the path and its "
-                                              "directories, and the user Granary runs as)");
+      return Status(st.code(), st.message() +
+                                   " (check the permissions of the path and its "
+                                   "directories, and the user Granary runs as)");
     case EROFS:
       return Status(st.code(), st.message() + " (the file system is mounted read-only)");
     case EMFILE:
@@ -103,8 +104,8 @@ Status PosixFile::CheckWritable(const char* what) const {
 Result<size_t> PosixFile::Read(uint64_t offset, size_t n, char* dst) {
   size_t got = 0;
   while (got < n) {
-    ssize_t r = ::pread(fd_, dst + got, std::min(n - got, kMaxIoBytes),
-                        static_cast<off_t>(offset + got));
+    ssize_t r =
+        ::pread(fd_, dst + got, std::min(n - got, kMaxIoBytes), static_cast<off_t>(offset + got));
     if (r < 0) {
       if (errno == EINTR) continue;
       return Errno(errno, RangeWhat("read", n - got, offset + got, path()));
@@ -145,7 +146,8 @@ Result<int> PosixFile::DirectFd() {
   if (fd < 0 && errno != EINVAL) {
     fd = OpenRetry(path().c_str(), flags);
     if (fd >= 0) {
-      struct stat a {}, b {};
+      struct stat a {};
+      struct stat b {};
       if (::fstat(fd_, &a) != 0 || ::fstat(fd, &b) != 0 || a.st_dev != b.st_dev ||
           a.st_ino != b.st_ino) {
         ::close(fd);
@@ -170,8 +172,7 @@ Result<int> PosixFile::DirectFd() {
 Status PosixFile::WriteDirect(uint64_t offset, const void* data, size_t n) {
   RETURN_IF_ERROR(CheckWritable("direct write"));
   const auto addr = reinterpret_cast<uintptr_t>(data);
-  if (offset % kDirectAlignment != 0 || n % kDirectAlignment != 0 ||
-      addr % kDirectAlignment != 0) {
+  if (offset % kDirectAlignment != 0 || n % kDirectAlignment != 0 || addr % kDirectAlignment != 0) {
     return Status::InvalidArgument(
         "direct write to " + Quote(path()) + " of " + std::to_string(n) + " bytes at offset " +
         std::to_string(offset) + " is not aligned: offset, length and buffer address must be " +
@@ -233,8 +234,7 @@ PosixFileSystem::PosixFileSystem(PosixOptions options)
 
 PosixFileSystem::~PosixFileSystem() = default;
 
-Result<std::unique_ptr<File>> PosixFileSystem::Open(const std::string& path,
-                                                    OpenOptions options) {
+Result<std::unique_ptr<File>> PosixFileSystem::Open(const std::string& path, OpenOptions options) {
   int flags = (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
   if (options.create) flags |= O_CREAT;
   if (options.create && options.exclusive) flags |= O_EXCL;
@@ -246,13 +246,11 @@ Result<std::unique_ptr<File>> PosixFileSystem::Open(const std::string& path,
     }
     if (errno == ENOENT) {
       return Status::NotFound("file " + Quote(path) + " does not exist" +
-                              (options.create ? " (nor does its directory: create it first)"
-                                              : ""));
+                              (options.create ? " (nor does its directory: create it first)" : ""));
     }
     return Errno(errno, "open " + Quote(path));
   }
-  return std::unique_ptr<File>(
-      std::make_unique<PosixFile>(path, fd, options.read_only, rings_));
+  return std::unique_ptr<File>(std::make_unique<PosixFile>(path, fd, options.read_only, rings_));
 }
 
 Status PosixFileSystem::CreateDir(const std::string& path) {
@@ -301,7 +299,9 @@ Status PosixFileSystem::Remove(const std::string& path) {
       return Errno(errno, "remove directory " + Quote(path));
     }
   }
-  if (err == ENOENT) return Status::NotFound("cannot remove " + Quote(path) + ": it does not exist");
+  if (err == ENOENT) {
+    return Status::NotFound("cannot remove " + Quote(path) + ": it does not exist");
+  }
   return Errno(err, "remove " + Quote(path));
 }
 

@@ -132,12 +132,17 @@ void Ring::ReadChunk(int fd, std::span<ReadOp> ops) {
   while (!pending.empty() && !broken_) {
     for (uint32_t i : pending) {
       ReadOp& op = ops[i];
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: pending.size() <= depth_
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      if (sqe == nullptr) {  // cannot happen: pending.size() <= depth_ and the queue is drained
+        broken_ = true;
+        break;
+      }
       io_uring_prep_read(sqe, fd, op.dst + op.bytes_read,
                          static_cast<unsigned>(std::min(op.n - op.bytes_read, kMaxIoBytes)),
                          op.offset + op.bytes_read);
       io_uring_sqe_set_data64(sqe, i);
     }
+    if (broken_) break;
     next.clear();
     Status st = SubmitAndReap(static_cast<unsigned>(pending.size()), [&](io_uring_cqe* cqe) {
       const auto i = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
@@ -179,7 +184,8 @@ Status Ring::WriteAndSync(int fd, uint64_t offset, const void* data, size_t n) {
   while (true) {
     const bool write_left = written < n;
     const size_t chunk = std::min(n - written, kMaxIoBytes);
-    const bool sync_now = written + chunk == n;  // this submission can finish the job
+    // This submission can finish the job; a ring of depth 1 cannot link, so it syncs alone.
+    const bool sync_now = written + chunk == n && (!write_left || depth_ >= 2);
     int write_res = 0;
     int sync_res = -ECANCELED;
     unsigned prepared = 0;

@@ -43,14 +43,17 @@ class Ring {
 
   // Performs every read of `ops` on `fd`: submits up to depth() reads with one
   // io_uring_submit_and_wait, reaps their completions, and resubmits the rest of short reads
-  // until each read is complete or reaches end of file. Each op gets bytes_read and status
-  // (IOError/NotFound... from its errno). Always returns OK: ops finish even if the ring breaks
-  // (with pread). REQUIRES: the op buffers stay valid until the call returns.
+  // until each read is complete or reaches end of file. Each op gets bytes_read and its own
+  // status (Status::FromErrno of its errno). Always returns OK: if the ring breaks, the reads
+  // not yet done are finished with pread. REQUIRES: the op buffers stay valid until the call
+  // returns.
   [[nodiscard]] Status ReadBatch(int fd, std::span<ReadOp> ops);
 
   // Writes all of `data[0, n)` at `offset` to `fd` and then fdatasyncs `fd`, the sync linked to
-  // the write (IOSQE_IO_LINK) so that both go down in one submission. Returns OK only when the
-  // data was fully written and the sync succeeded. With n == 0 it only syncs.
+  // the write (IOSQE_IO_LINK) so that both go down in one submission (a ring of depth 1 submits
+  // them one after the other). Returns OK only when the data was fully written and the sync
+  // succeeded; on failure some prefix of the data may have been written. With n == 0 it only
+  // syncs.
   [[nodiscard]] Status WriteAndSync(int fd, uint64_t offset, const void* data, size_t n);
 
  private:

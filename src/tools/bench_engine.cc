@@ -3,14 +3,18 @@
 #include "tools/bench_engine.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -30,9 +34,7 @@ Result<std::string> BenchContext::FreshDir(std::string_view label) {
 }
 
 void BenchContext::RemoveDir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  if (ec) report_->AddNote("could not remove " + dir + ": " + ec.message());
+  if (Status s = RemoveTree(dir); !s.ok()) report_->AddNote("cleanup: " + s.message());
 }
 
 void BenchContext::Settle() {
@@ -57,6 +59,46 @@ void BenchContext::BaselineFailed(const std::string& what, const Status& status)
 }
 
 namespace {
+
+// Removes the run's directory when the command is interrupted (SIGINT, SIGTERM, SIGHUP), so
+// that a Ctrl-C does not leave gigabytes behind. Construct it before any thread is started: it
+// blocks those signals in the calling thread, whose mask every later thread inherits, and a
+// watcher thread takes them with sigwait (no work in a signal handler). The process then exits
+// with 128 + the signal's number.
+class CleanupOnSignal {
+ public:
+  explicit CleanupOnSignal(std::string root) : root_(std::move(root)) {
+    sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, kStop}) sigaddset(&set_, sig);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    watcher_ = std::thread([this] {
+      int sig = 0;
+      while (sigwait(&set_, &sig) != 0) {
+      }
+      if (sig == kStop) return;
+      std::fprintf(stderr, "\ninterrupted: removing %s\n", root_.c_str());
+      std::error_code ec;
+      // Twice: engine or fio threads may still be creating files during the first pass.
+      std::filesystem::remove_all(root_, ec);
+      std::filesystem::remove_all(root_, ec);
+      std::_Exit(128 + sig);
+    });
+  }
+  ~CleanupOnSignal() {
+    pthread_kill(watcher_.native_handle(), kStop);
+    watcher_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  CleanupOnSignal(const CleanupOnSignal&) = delete;
+  CleanupOnSignal& operator=(const CleanupOnSignal&) = delete;
+
+ private:
+  static constexpr int kStop = SIGUSR2;  // sent by the destructor to end the watcher
+  std::string root_;
+  sigset_t set_{};
+  sigset_t old_{};
+  std::thread watcher_;
+};
 
 // Engine and library logs go to stderr, so that stdout holds only the table or the JSON.
 void LogToStderr() {
@@ -129,6 +171,10 @@ int RunEngineBench(EngineBenchOptions o) {
     return 1;
   }
 
+  // Progress goes to stderr: if that is closed early (`| head`), carry on and clean up.
+  std::signal(SIGPIPE, SIG_IGN);
+  const CleanupOnSignal cleanup(root);
+
   BenchReport report("engine");
   BenchContext ctx(o, root, &report);
   uint64_t max_bytes = static_cast<uint64_t>(o.max_gib * double(1ull << 30));
@@ -152,9 +198,11 @@ int RunEngineBench(EngineBenchOptions o) {
     ctx.SetFio(*fio, "");
   } else {
     machine["fio"] = nullptr;
-    ctx.SetFio("", fio.status().message());
-    std::cerr << "warning: " << fio.status().message() << std::endl;
-    report.AddNote(fio.status().message());
+    std::string why = fio.status().message();
+    if (!o.fio.empty()) why += ": the fio baselines are left empty";
+    ctx.SetFio("", why);
+    std::cerr << "warning: " << why << std::endl;
+    report.AddNote(why);
   }
   report.SetMachine(std::move(machine));
   nlohmann::json config = ConfigJson(o);
@@ -173,8 +221,8 @@ int RunEngineBench(EngineBenchOptions o) {
     }
   }
 
-  std::filesystem::remove_all(root, ec);
-  if (ec) report.AddNote("could not remove " + root + ": " + ec.message());
+  if (Status s = RemoveTree(root); !s.ok()) report.AddNote("cleanup: " + s.message());
+  if (auto load = LoadAverage(); !load.empty()) report.machine()["load_average_end"] = load;
 
   std::cerr << std::endl;
   report.PrintTable(o.json ? std::cerr : std::cout);

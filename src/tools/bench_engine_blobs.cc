@@ -22,6 +22,7 @@ struct StoreFigures {
   double put_ops = 0, get_ops = 0;
   nlohmann::json put_json, get_json;
   std::optional<double> index_bytes_per_blob;  // Granary only
+  nlohmann::json index_json = nlohmann::json::object();
 };
 
 nlohmann::json LoadJson(const LoadResult& r) {
@@ -61,6 +62,12 @@ Result<StoreFigures> RunStore(BenchContext& ctx, const std::string& label, const
       if (stats.live_blobs > 0) {
         f.index_bytes_per_blob =
             static_cast<double>(stats.index_memory_bytes) / static_cast<double>(stats.live_blobs);
+      }
+      f.index_json = {{"live_blobs", stats.live_blobs},
+                      {"index_memory_bytes", stats.index_memory_bytes}};
+      if (stats.syncs > 0) {
+        f.put_json["writes_per_sync"] =
+            static_cast<double>(stats.records_written) / static_cast<double>(stats.syncs);
       }
     }
     if (opt.cold_reads) RETURN_IF_ERROR(target->DropCaches());
@@ -144,6 +151,7 @@ Status RunSmallBlobs(BenchContext& ctx) {
     index.granary = granary->index_bytes_per_blob;
     index.higher_is_better = false;
     if (!index.granary) index.note = "the engine reported no live blobs";
+    index.details = granary->index_json;
     ctx.report().Add(std::move(index));
   }
   return Status::OK();

@@ -24,15 +24,22 @@ struct Figures {
   double p50_us = 0;
   double p99_us = 0;
   uint64_t ops = 0;
+  std::optional<double> writes_per_sync;  // Granary: records written per fdatasync
 
   nlohmann::json ToJson() const {
-    return {{"iops", iops}, {"p50_us", p50_us}, {"p99_us", p99_us}, {"ops", ops}};
+    nlohmann::json j = {{"iops", iops}, {"p50_us", p50_us}, {"p99_us", p99_us}, {"ops", ops}};
+    if (writes_per_sync) j["writes_per_sync"] = *writes_per_sync;
+    return j;
   }
 };
 
 Figures FromLoad(const LoadResult& r) {
-  return {r.OpsPerSec(), NanosToMicros(r.latency.Percentile(50)),
-          NanosToMicros(r.latency.Percentile(99)), r.ops};
+  Figures f;
+  f.iops = r.OpsPerSec();
+  f.p50_us = NanosToMicros(r.latency.Percentile(50));
+  f.p99_us = NanosToMicros(r.latency.Percentile(99));
+  f.ops = r.ops;
+  return f;
 }
 
 // Keeps `depth` single-write batches in flight with WriteAsync from this one thread; a write's
@@ -113,6 +120,10 @@ Result<Figures> RunGranary(BenchContext& ctx, int depth, Mode mode, const KeySet
     }
     status = r.status;
     f = FromLoad(r);
+    const engine::EngineStats stats = (*engine)->Stats();
+    if (stats.syncs > 0) {
+      f.writes_per_sync = static_cast<double>(stats.records_written) / stats.syncs;
+    }
     Status closed = (*engine)->Close();
     if (status.ok()) status = closed;
   }
@@ -149,8 +160,10 @@ Result<Figures> RunFioRandWrite(BenchContext& ctx, const std::string& file, int 
 }
 
 std::string Describe(const Figures& f) {
-  return FormatFigure(f.iops) + " IOPS, p50 " + FormatFigure(f.p50_us) + " us, p99 " +
-         FormatFigure(f.p99_us) + " us";
+  std::string s = FormatFigure(f.iops) + " IOPS, p50 " + FormatFigure(f.p50_us) + " us, p99 " +
+                  FormatFigure(f.p99_us) + " us";
+  if (f.writes_per_sync) s += ", " + FormatFigure(*f.writes_per_sync) + " writes per fdatasync";
+  return s;
 }
 
 }  // namespace
@@ -183,6 +196,7 @@ Status RunRandWrite4k(BenchContext& ctx) {
       g = *r;
       how = "1 thread calling Put";
       ctx.Progress("  " + Describe(g));
+      details["granary"] = g.ToJson();
     } else {
       ctx.Progress("randwrite-4k: granary " + qd + " (WriteAsync, " + std::to_string(depth) +
                    " in flight from 1 thread)");
@@ -244,9 +258,11 @@ Status RunRandWrite4k(BenchContext& ctx) {
         row.baseline = synced_baseline ? "fio fdatasync" : "fio raw";
         if (b) row.baseline_value = (*b).*m.field;
         row.higher_is_better = m.higher_is_better;
-        if (depth > 1 && m.field == &Figures::iops && !synced_baseline) {
-          row.note = "granary: " + how;
+        if (m.field == &Figures::iops && !synced_baseline) {
+          if (depth > 1) row.note = "granary: " + how;
           row.details = details;
+          if (raw) row.details["fio_raw"] = raw->ToJson();
+          if (synced) row.details["fio_fdatasync"] = synced->ToJson();
         }
         ctx.report().Add(std::move(row));
       }

@@ -62,6 +62,7 @@ double LatencyHistogram::Percentile(double p) const {
   // The rank of the value wanted, 1-based: the smallest value with at least p% at or below it.
   const auto rank = std::max<uint64_t>(
       1, static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_))));
+  if (rank >= count_) return static_cast<double>(max_);
   uint64_t seen = 0;
   for (int i = 0; i < kBuckets; ++i) {
     seen += buckets_[i];
@@ -128,6 +129,24 @@ nlohmann::json Nullable(const std::optional<double>& v) {
 void BenchReport::PrintTable(std::ostream& out) const {
   const std::vector<std::string> header = {"workload", "granary", "baseline", "baseline figure",
                                            "ratio"};
+  // machine: 2 cores (AMD EPYC), 24 GiB, ext4 on /dev/vda, Linux 6.1, load 6.43 6.95 4.30
+  if (!machine_.empty()) {
+    std::string line = "machine:";
+    auto str = [&](const char* key) -> std::string {
+      auto it = machine_.find(key);
+      return it != machine_.end() && it->is_string() ? it->get<std::string>() : "";
+    };
+    if (machine_.contains("cores")) line += " " + machine_["cores"].dump() + " cores";
+    if (!str("cpu").empty()) line += " (" + str("cpu") + ")";
+    if (machine_.contains("memory_bytes") && machine_["memory_bytes"].is_number()) {
+      line += ", " + FormatFigure(machine_["memory_bytes"].get<double>() / (1ull << 30)) + " GiB";
+    }
+    if (!str("fs_type").empty()) line += ", " + str("fs_type") + " on " + str("fs_device");
+    if (!str("kernel").empty()) line += ", " + str("kernel");
+    if (!str("load_average").empty()) line += ", load " + str("load_average");
+    if (!str("load_average_end").empty()) line += " (at the end: " + str("load_average_end") + ")";
+    out << line << "\n\n";
+  }
   std::vector<std::vector<std::string>> cells;
   for (const BenchRow& r : rows_) {
     const auto ratio = r.Ratio();
@@ -239,6 +258,13 @@ std::string UnescapeMountField(const std::string& s) {
 
 }  // namespace
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  if (!(in >> a >> b >> c)) return "";
+  return a + " " + b + " " + c;
+}
+
 nlohmann::json DescribeMachine(const std::string& dir) {
   nlohmann::json m = nlohmann::json::object();
   const long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -250,6 +276,7 @@ nlohmann::json DescribeMachine(const std::string& dir) {
   }
   struct utsname un {};
   if (uname(&un) == 0) m["kernel"] = std::string(un.sysname) + " " + un.release;
+  if (auto load = LoadAverage(); !load.empty()) m["load_average"] = load;
 
   std::error_code ec;
   const auto real = std::filesystem::canonical(dir, ec);

@@ -75,14 +75,15 @@ class BenchReport {
   // Something the reader should know that is not a failure ("fio is not installed").
   void AddNote(std::string note) { notes_.push_back(std::move(note)); }
   void SetMachine(nlohmann::json machine) { machine_ = std::move(machine); }
+  nlohmann::json& machine() { return machine_; }
   void SetConfig(nlohmann::json config) { config_ = std::move(config); }
 
   const std::vector<BenchRow>& rows() const { return rows_; }
   const std::vector<std::string>& errors() const { return errors_; }
   const std::vector<std::string>& notes() const { return notes_; }
 
-  // An aligned table: workload | granary | baseline | baseline figure | ratio, then the notes
-  // and errors.
+  // A line about the machine, an aligned table (workload | granary | baseline | baseline figure
+  // | ratio), then the notes and errors.
   void PrintTable(std::ostream& out) const;
   // {"benchmark", "workloads": [{name, unit, granary, baseline, baseline_value, ratio,
   // higher_is_better, note?, details?}], "machine", "config", "notes", "errors"}. Missing
@@ -101,8 +102,12 @@ class BenchReport {
 // "41,234", "512", "85.3", "1.27": three significant digits, thousands separators above 9,999.
 std::string FormatFigure(double value);
 
-// Cores, CPU model, memory, kernel, and the file system (type, device, mount point) holding
-// `dir`. Fields that cannot be read are left out.
+// Cores, CPU model, memory, kernel, load average, and the file system (type, device, mount
+// point) holding `dir`. Fields that cannot be read are left out.
 nlohmann::json DescribeMachine(const std::string& dir);
+
+// The 1-, 5- and 15-minute load averages ("6.43 6.95 4.30"), or empty if unreadable. Figures
+// taken while other work shares the CPUs are not comparable with those of an idle machine.
+std::string LoadAverage();
 
 }  // namespace granary::tools

@@ -36,8 +36,8 @@ bool Skip(int iteration) {
   return only != UINT64_MAX && only != static_cast<uint64_t>(iteration);
 }
 std::string Trace(uint64_t seed, int iteration) {
-  return "GRANARY_FAULT_SEED=" + std::to_string(seed) + " GRANARY_FAULT_ONLY=" +
-         std::to_string(iteration);
+  return "GRANARY_FAULT_SEED=" + std::to_string(seed) +
+         " GRANARY_FAULT_ONLY=" + std::to_string(iteration);
 }
 
 struct FaultConfig {
@@ -384,7 +384,10 @@ TEST(FaultTest, FailedWriteOrSyncIsReported) {
       }
     }
     EXPECT_TRUE(fired) << "the injected failure never happened";
-    switch (run.Random() % 4) {
+    const int ending = static_cast<int>(run.Random() % 4);
+    SCOPED_TRACE(std::string(fail_sync ? "sync" : "write") + " #" + std::to_string(target) +
+                 " failed; ending " + std::to_string(ending));
+    switch (ending) {
       case 0:
         run.Crash(true);
         run.ReopenAndCheck("after a failure and a power loss");

@@ -22,6 +22,7 @@
 #include "common/crc32c.h"
 #include "common/hash.h"
 #include "engine/mem_fs.h"
+#include "io/fault_fs.h"
 #include "io/file_system.h"
 
 namespace granary::engine {
@@ -341,12 +342,12 @@ TEST(KeyIndexTest, ConcurrentReadersSeeOldOrNewLocation) {
   EXPECT_EQ(bad.load(), 0u);
   EXPECT_EQ(index.size(), kStable + churn.size());
   EXPECT_GT(saves.load(), 0u);
-  std::printf("[ concurrency ] writer: %.2f s for %llu ops, alongside %llu finds, %llu walks "
-              "and %llu checkpoints\n",
-              writer_s, static_cast<unsigned long long>(progress.load()),
-              static_cast<unsigned long long>(reads.load()),
-              static_cast<unsigned long long>(walks.load()),
-              static_cast<unsigned long long>(saves.load()));
+  std::printf(
+      "[ concurrency ] writer: %.2f s for %llu ops, alongside %llu finds, %llu walks "
+      "and %llu checkpoints\n",
+      writer_s, static_cast<unsigned long long>(progress.load()),
+      static_cast<unsigned long long>(reads.load()), static_cast<unsigned long long>(walks.load()),
+      static_cast<unsigned long long>(saves.load()));
 }
 
 TEST(KeyIndexTest, MemoryPerEntry) {
@@ -529,6 +530,55 @@ TEST_F(CheckpointTest, FailedSaveKeepsThePreviousCheckpoint) {
   EXPECT_EQ(Contents(loaded), Contents(index));
 }
 
+// A crash at any write or sync of a save leaves the previous checkpoint or the new one, whole.
+TEST_F(CheckpointTest, CrashDuringSaveLeavesOldOrNew) {
+  auto base = std::make_shared<test::MemFileSystem>();
+  io::FaultInjectionFileSystem fs(base);
+  KeyIndex old_index, new_index;
+  Fill(&old_index, 60000, 10);  // two buffers of entries: several writes per save
+  Fill(&new_index, 70000, 11);
+  const auto old_contents = Contents(old_index), new_contents = Contents(new_index);
+
+  uint64_t writes = fs.writes(), syncs = fs.syncs();
+  ASSERT_TRUE(new_index.SaveCheckpoint(fs, path_, info_).ok());
+  writes = fs.writes() - writes;
+  syncs = fs.syncs() - syncs;
+  ASSERT_GE(writes, 3u);
+  ASSERT_GE(syncs, 2u);  // the file and its directory
+
+  auto check = [&](bool save_ok, const std::string& what) {
+    SCOPED_TRACE(what);
+    ASSERT_TRUE(fs.DropUnsyncedData().ok());
+    fs.Revive();
+    KeyIndex loaded;
+    Result<CheckpointInfo> got = loaded.LoadCheckpoint(fs, path_);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    auto contents = Contents(loaded);
+    if (save_ok) {
+      EXPECT_EQ(contents, new_contents);
+    } else {
+      EXPECT_TRUE(contents == old_contents || contents == new_contents);
+    }
+  };
+  for (uint64_t nth = 1; nth <= writes; ++nth) {
+    ASSERT_TRUE(old_index.SaveCheckpoint(fs, path_, info_).ok());
+    fs.TearNthWrite(nth, 1000);
+    Status st = new_index.SaveCheckpoint(fs, path_, info_);
+    EXPECT_FALSE(st.ok());
+    check(st.ok(), "torn write " + std::to_string(nth));
+  }
+  for (uint64_t nth = 1; nth <= syncs; ++nth) {
+    ASSERT_TRUE(old_index.SaveCheckpoint(fs, path_, info_).ok());
+    fs.FailNthSync(nth);
+    Status st = new_index.SaveCheckpoint(fs, path_, info_);
+    EXPECT_FALSE(st.ok());
+    check(st.ok(), "failed sync " + std::to_string(nth));
+  }
+  ASSERT_TRUE(old_index.SaveCheckpoint(fs, path_, info_).ok());
+  ASSERT_TRUE(new_index.SaveCheckpoint(fs, path_, info_).ok());
+  check(true, "no fault");
+}
+
 TEST_F(CheckpointTest, MissingFileIsNotFound) {
   KeyIndex index;
   index.Upsert(HashKey("k"), Loc(1));
@@ -559,15 +609,16 @@ TEST_F(CheckpointTest, CorruptedByteIsCorruption) {
   ASSERT_TRUE(index.SaveCheckpoint(fs_, path_, info_).ok());
   const std::string good = *fs_.Contents(path_);
   const size_t n = index.size();
-  std::vector<size_t> offsets = {0, 7, 8, 11, 12, 16, 24, 32, 39, 40, 40 + 16, 40 + 27,
-                                 40 + 28 * (n / 2) + 5, good.size() - 5, good.size() - 4,
-                                 good.size() - 1};
+  const size_t mid = 40 + 28 * (n / 2) + 5, end = good.size();
+  // Magic, version, info, count, first entry, an entry in the middle, last entry, CRC.
+  std::vector<size_t> offsets = {0,  7,  8,  11, 12,  16,      24,      32,
+                                 39, 40, 56, 67, mid, end - 5, end - 4, end - 1};
   for (size_t at : offsets) {
     for (int bit : {0, 7}) {
       std::string bad = good;
       bad[at] = static_cast<char>(bad[at] ^ (1 << bit));
-      ExpectCorruption(fs_, path_, bad, "bit " + std::to_string(bit) + " of byte " +
-                                            std::to_string(at));
+      ExpectCorruption(fs_, path_, bad,
+                       "bit " + std::to_string(bit) + " of byte " + std::to_string(at));
     }
   }
   // A newer format version is refused too.
@@ -576,8 +627,7 @@ TEST_F(CheckpointTest, CorruptedByteIsCorruption) {
   fs_.SetContents(path_, v2);
   Result<CheckpointInfo> got = index.LoadCheckpoint(fs_, path_);
   EXPECT_TRUE(got.status().IsCorruption());
-  EXPECT_NE(got.status().message().find("version 2"), std::string::npos)
-      << got.status().ToString();
+  EXPECT_NE(got.status().message().find("version 2"), std::string::npos) << got.status().ToString();
 }
 
 TEST_F(CheckpointTest, EntriesThatPassTheChecksumAreStillChecked) {
@@ -591,9 +641,9 @@ TEST_F(CheckpointTest, TruncatedOrExtendedFileIsCorruption) {
   Fill(&index, 1000, 6);
   ASSERT_TRUE(index.SaveCheckpoint(fs_, path_, info_).ok());
   const std::string good = *fs_.Contents(path_);
-  for (size_t len : {size_t{0}, size_t{1}, size_t{8}, size_t{39}, size_t{40}, size_t{43},
-                     size_t{44}, good.size() / 2, good.size() - 28, good.size() - 4,
-                     good.size() - 1}) {
+  for (size_t len :
+       {size_t{0}, size_t{1}, size_t{8}, size_t{39}, size_t{40}, size_t{43}, size_t{44},
+        good.size() / 2, good.size() - 28, good.size() - 4, good.size() - 1}) {
     ExpectCorruption(fs_, path_, good.substr(0, len), "truncated to " + std::to_string(len));
   }
   ExpectCorruption(fs_, path_, good + std::string(28, '\0'), "extended by an entry");
@@ -621,10 +671,11 @@ void SaveLoadTimed(io::FileSystem& fs, const std::string& dir, size_t n, const c
   EXPECT_EQ(got->next_sequence, 77u);
   ASSERT_EQ(loaded.size(), n);
   double mb = (40.0 + 28.0 * n + 4) / 1e6;
-  std::printf("[ checkpoint ] %s, %zu entries (%.0f MB): save %.3f s (%.0f MB/s), "
-              "load %.3f s (%.1f M entries/s); %.1f bytes/entry after load\n",
-              what, n, mb, save_s, mb / save_s, load_s, n / load_s / 1e6,
-              static_cast<double>(loaded.MemoryBytes()) / n);
+  std::printf(
+      "[ checkpoint ] %s, %zu entries (%.0f MB): save %.3f s (%.0f MB/s), "
+      "load %.3f s (%.1f M entries/s); %.1f bytes/entry after load\n",
+      what, n, mb, save_s, mb / save_s, load_s, n / load_s / 1e6,
+      static_cast<double>(loaded.MemoryBytes()) / n);
   std::mt19937_64 again(8);
   for (size_t i = 0; i < n; ++i) {
     KeyHash h = RandomHash(again);

@@ -38,8 +38,7 @@ class MemFileSystem final : public io::FileSystem {
     } else if (options.create && options.exclusive) {
       return Status::AlreadyExists("file " + path + " already exists");
     }
-    return std::unique_ptr<io::File>(
-        new MemFile(path, state_, it->second, options.read_only));
+    return std::unique_ptr<io::File>(new MemFile(path, state_, it->second, options.read_only));
   }
 
   Status CreateDir(const std::string& path) override {

@@ -301,6 +301,23 @@ TEST_P(ReadBatchTest, ReadsEveryOp) {
 INSTANTIATE_TEST_SUITE_P(UringAndPread, ReadBatchTest, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "uring" : "pread"; });
 
+TEST(PosixFsFallbackTest, ReadBatchUsesPreadWhenRingsCannotBeCreated) {
+  TempDir dir;
+  PosixOptions options;
+  options.ring_depth = 100000;  // rejected: every ring creation fails, as under seccomp
+  PosixFileSystem fs(options);
+  auto f = *fs.Open(dir.Child("f"), Create());
+  ASSERT_TRUE(f->Write(0, "0123456789", 10).ok());
+  char a[4], b[4];
+  std::vector<ReadOp> ops = {MakeReadOp(1, 4, a), MakeReadOp(8, 4, b)};
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(f->ReadBatch(ops).ok());
+    EXPECT_EQ(std::string(a, ops[0].bytes_read), "1234");
+    EXPECT_EQ(std::string(b, ops[1].bytes_read), "89");
+    EXPECT_FALSE(fs.rings()->usable());
+  }
+}
+
 TEST(FileSystemHelpersTest, JoinPath) {
   EXPECT_EQ(JoinPath("a", "b"), "a/b");
   EXPECT_EQ(JoinPath("a/", "b"), "a/b");

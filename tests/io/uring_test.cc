@@ -78,7 +78,7 @@ TEST_F(UringTest, ShortReadsAreContinuedUntilEndOfFile) {
   WriteData(10000);
   std::string a(5000, '\0'), b(50, '\0'), c(10, '\0');
   std::vector<ReadOp> ops(3);
-  ops[0] = MakeReadOp(9000, a.size(), a.data());  // 1000 bytes then EOF
+  ops[0] = MakeReadOp(9000, a.size(), a.data());   // 1000 bytes then EOF
   ops[1] = MakeReadOp(20000, b.size(), b.data());  // wholly past the end
   ops[2] = MakeReadOp(0, 0, c.data());             // nothing asked
   ASSERT_TRUE(ring_->ReadBatch(fd_, ops).ok());
@@ -126,6 +126,24 @@ TEST_F(UringTest, WriteAndSync) {
   EXPECT_FALSE(ring_->broken());
 }
 
+TEST(RingDepthOneTest, ReadsAndWritesOneAtATime) {
+  Result<std::unique_ptr<Ring>> ring = Ring::Create(1);
+  if (!ring.ok()) GTEST_SKIP() << "io_uring unavailable here: " << ring.status().ToString();
+  TempDir dir;
+  const std::string path = dir.Child("f");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  // Write and sync cannot be linked in a ring of one entry: they go one after the other.
+  ASSERT_TRUE((*ring)->WriteAndSync(fd, 0, "abcdef", 6).ok());
+  char a[3], b[3];
+  std::vector<ReadOp> ops = {MakeReadOp(0, 3, a), MakeReadOp(3, 3, b)};
+  ASSERT_TRUE((*ring)->ReadBatch(fd, ops).ok());
+  EXPECT_EQ(std::string(a, ops[0].bytes_read), "abc");
+  EXPECT_EQ(std::string(b, ops[1].bytes_read), "def");
+  EXPECT_FALSE((*ring)->broken());
+  ::close(fd);
+}
+
 TEST(RingPoolTest, LeasesReuseRings) {
   RingPool pool(8);
   EXPECT_EQ(pool.depth(), 8u);
@@ -155,6 +173,14 @@ TEST(RingPoolTest, DisabledPoolHandsOutNothing) {
   EXPECT_EQ(pool.depth(), kDefaultRingDepth);
   pool.Disable();
   EXPECT_FALSE(pool.usable());
+  EXPECT_FALSE(pool.Acquire());
+}
+
+TEST(RingPoolTest, RemembersThatRingsCannotBeCreated) {
+  RingPool pool(/*depth=*/100000);  // io_uring_queue_init refuses this, as it would under seccomp
+  EXPECT_TRUE(pool.usable());
+  EXPECT_FALSE(pool.Acquire());
+  EXPECT_FALSE(pool.usable()) << "the failure is remembered";
   EXPECT_FALSE(pool.Acquire());
 }
 
