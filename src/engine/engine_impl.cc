@@ -22,11 +22,6 @@ Status CheckKey(std::string_view key) {
   return Status::OK();
 }
 
-std::shared_ptr<char> AllocAligned(size_t n) {
-  void* p = std::aligned_alloc(io::kDirectAlignment, AlignUp(n, io::kDirectAlignment));
-  return std::shared_ptr<char>(static_cast<char*>(p), [](char* q) { std::free(q); });
-}
-
 }  // namespace
 
 void WriteBatch::Put(std::string_view key, std::string_view value) {
@@ -142,7 +137,7 @@ Status EngineImpl::PrepareRecord(PendingRecord* rec) const {
   // Direct records are built whole here, on the caller's thread, so the writer only patches
   // the header (sequence numbers are assigned by the writer).
   RecordLayout l = LayoutFor(rec->key.size(), rec->value.size(), true);
-  rec->image = AllocAligned(l.size);
+  rec->image = buffers_->Get(l.size);
   char* img = rec->image.get();
   std::memset(img, 0, l.value_offset);
   std::memcpy(img + kHeaderSize, rec->key.data(), rec->key.size());

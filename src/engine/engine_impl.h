@@ -24,6 +24,7 @@
 
 #include "common/hash.h"
 #include "common/mutex.h"
+#include "engine/buffer_pool.h"
 #include "engine/engine.h"
 #include "engine/format.h"
 #include "engine/index.h"
@@ -134,6 +135,7 @@ class EngineImpl final : public BlobEngine {
   std::shared_ptr<io::FileSystem> fs_;
   Clock* clock_;
   KeyIndex index_;
+  std::shared_ptr<AlignedBufferPool> buffers_ = std::make_shared<AlignedBufferPool>(128 << 20);
 
   mutable Mutex seg_mu_;
   std::map<uint32_t, std::shared_ptr<Segment>> segments_ GUARDED_BY(seg_mu_);
@@ -150,6 +152,7 @@ class EngineImpl final : public BlobEngine {
   uint64_t next_sequence_ = 1;
   Status writer_error_;  // sticky: after a failed write or sync, every write fails
   std::string buffer_;   // serialized small records of the group being written
+  std::atomic<uint64_t> group_bytes_avg_{0};  // moving average of a group's bytes (writer)
 
   // The log position up to which every record is applied to the index (for checkpoints).
   std::mutex applied_mu_;

@@ -32,6 +32,14 @@ std::string DirName(const std::string& path) {
 
 }  // namespace
 
+Status File::WriteDirectV(uint64_t offset, std::span<const std::span<const char>> pieces) {
+  for (std::span<const char> piece : pieces) {
+    RETURN_IF_ERROR(WriteDirect(offset, piece.data(), piece.size()));
+    offset += piece.size();
+  }
+  return Status::OK();
+}
+
 Result<std::string> ReadFileToString(FileSystem& fs, const std::string& path) {
   OpenOptions options;
   options.read_only = true;

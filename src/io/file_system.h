@@ -59,6 +59,11 @@ class File {
   // without direct I/O fall back to Write().
   virtual Status WriteDirect(uint64_t offset, const void* data, size_t n) = 0;
 
+  // Writes `pieces`, back to back, starting at `offset`, bypassing the page cache: one system
+  // call where the implementation can (pwritev), so the device sees the whole run at once.
+  // REQUIRES: the same alignment as WriteDirect for offset and every piece.
+  virtual Status WriteDirectV(uint64_t offset, std::span<const std::span<const char>> pieces);
+
   // Makes every completed write durable (fdatasync).
   virtual Status Sync() = 0;
 

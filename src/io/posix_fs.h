@@ -64,6 +64,7 @@ class PosixFile final : public File {
   Status ReadBatch(std::span<ReadOp> ops) override;
   Status Write(uint64_t offset, const void* data, size_t n) override;
   Status WriteDirect(uint64_t offset, const void* data, size_t n) override;
+  Status WriteDirectV(uint64_t offset, std::span<const std::span<const char>> pieces) override;
   Status Sync() override;
   Status Truncate(uint64_t size) override;
   Result<uint64_t> Size() override;

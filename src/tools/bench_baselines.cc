@@ -1,6 +1,12 @@
 #include "tools/bench_baselines.h"
 
 #include <fcntl.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/version.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,13 +18,6 @@
 #include <thread>
 #include <vector>
 
-#include <rocksdb/cache.h>
-#include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/options.h>
-#include <rocksdb/table.h>
-#include <rocksdb/version.h>
-
 namespace granary::tools {
 
 namespace {
@@ -28,8 +27,7 @@ namespace {
 
 class GranaryTarget final : public BlobTarget {
  public:
-  explicit GranaryTarget(std::unique_ptr<engine::BlobEngine> engine)
-      : engine_(std::move(engine)) {}
+  explicit GranaryTarget(std::unique_ptr<engine::BlobEngine> engine) : engine_(std::move(engine)) {}
   std::string name() const override { return "granary"; }
   Status Put(std::string_view key, std::string_view value) override {
     return engine_->Put(key, value);
@@ -163,8 +161,7 @@ class RocksDbTarget final : public BlobTarget {
                      "put");
   }
   Status Get(std::string_view key, std::string* value) override {
-    return FromRocks(
-        db_->Get(read_options_, rocksdb::Slice(key.data(), key.size()), value), "get");
+    return FromRocks(db_->Get(read_options_, rocksdb::Slice(key.data(), key.size()), value), "get");
   }
   Status DropCaches() override {
     rocksdb::FlushOptions fo;

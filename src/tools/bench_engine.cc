@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -15,9 +17,6 @@
 #include <iostream>
 #include <memory>
 #include <thread>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "tools/bench_baselines.h"
 #include "tools/bench_fio.h"
@@ -52,8 +51,8 @@ void BenchContext::Progress(const std::string& line) const {
 }
 
 void BenchContext::BaselineFailed(const std::string& what, const Status& status) {
-  const std::string msg = what + " (baseline) failed, its figure is left empty: " +
-                          status.ToString();
+  const std::string msg =
+      what + " (baseline) failed, its figure is left empty: " + status.ToString();
   std::cerr << "warning: " << msg << std::endl;
   report_->AddNote(msg);
 }
@@ -133,11 +132,16 @@ Status Validate(const EngineBenchOptions& o) {
 }
 
 nlohmann::json ConfigJson(const EngineBenchOptions& o) {
-  return {{"quick", o.quick},           {"seconds", o.seconds},
-          {"blob_seconds", o.blob_seconds}, {"depths", o.depths},
-          {"blob_sizes_kib", o.blob_sizes_kib}, {"writers", o.writers},
-          {"readers", o.readers},       {"seq_depth", o.seq_depth},
-          {"cold_reads", o.cold_reads}, {"max_gib", o.max_gib},
+  return {{"quick", o.quick},
+          {"seconds", o.seconds},
+          {"blob_seconds", o.blob_seconds},
+          {"depths", o.depths},
+          {"blob_sizes_kib", o.blob_sizes_kib},
+          {"writers", o.writers},
+          {"readers", o.readers},
+          {"seq_depth", o.seq_depth},
+          {"cold_reads", o.cold_reads},
+          {"max_gib", o.max_gib},
           {"fio_randwrite_bytes", o.fio_randwrite_bytes}};
 }
 
@@ -226,7 +230,11 @@ int RunEngineBench(EngineBenchOptions o) {
 
   std::cerr << std::endl;
   report.PrintTable(o.json ? std::cerr : std::cout);
-  if (o.json) std::cout << report.ToJson().dump(2) << std::endl;
+  if (o.json) {
+    // Replace, rather than throw on, invalid UTF-8 (a path, a CPU name, fio's stderr).
+    std::cout << report.ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << std::endl;
+  }
   return report.errors().empty() ? 0 : 1;
 }
 

@@ -23,8 +23,8 @@ struct EngineBenchOptions {
   std::string dir;
   bool json = false;
   bool quick = false;
-  double seconds = 5.0;       // per measured run of randwrite-4k and seq-4m
-  double blob_seconds = 3.0;  // per phase (puts, gets) of each store in small-blobs
+  double seconds = 5.0;                // per measured run of randwrite-4k and seq-4m
+  double blob_seconds = 3.0;           // per phase (puts, gets) of each store in small-blobs
   std::vector<std::string> workloads;  // empty: all
   std::vector<int> depths = {1, 32};
   std::vector<int> blob_sizes_kib = {1, 4, 16, 64};
@@ -32,8 +32,8 @@ struct EngineBenchOptions {
   int readers = 8;
   int seq_depth = 4;
   bool cold_reads = false;
-  std::string fio;                        // empty: `fio` on PATH
-  double max_gib = 4.0;                   // data written per run, at most
+  std::string fio;                              // empty: `fio` on PATH
+  double max_gib = 4.0;                         // data written per run, at most
   uint64_t fio_randwrite_bytes = 256ull << 20;  // size of fio's random-write file
 };
 

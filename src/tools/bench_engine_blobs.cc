@@ -15,7 +15,7 @@ namespace {
 
 constexpr size_t kKeyBytes = 16;
 constexpr size_t kReadIndices = size_t{1} << 20;  // random read order, cycled
-constexpr int kVerified = 64;                      // blobs compared byte for byte after the gets
+constexpr int kVerified = 64;                     // blobs compared byte for byte after the gets
 
 struct StoreFigures {
   bool ok = false;
@@ -48,8 +48,9 @@ Result<StoreFigures> RunStore(BenchContext& ctx, const std::string& label, const
 
     ctx.Settle();
     ctx.Progress(label + ": puts, " + std::to_string(opt.writers) + " writers");
-    LoadResult put = RunClosedLoop(opt.writers, opt.blob_seconds, keys.size(),
-                                   [&](int, uint64_t i) { return target->Put(keys[i], values[i]); });
+    LoadResult put =
+        RunClosedLoop(opt.writers, opt.blob_seconds, keys.size(),
+                      [&](int, uint64_t i) { return target->Put(keys[i], values[i]); });
     RETURN_IF_ERROR(put.status.WithContext("put"));
     const uint64_t n = put.ops;
     if (n == 0) return Status::Internal("no put completed");
@@ -82,8 +83,8 @@ Result<StoreFigures> RunStore(BenchContext& ctx, const std::string& label, const
           std::string& buf = buffers[static_cast<size_t>(t)];
           RETURN_IF_ERROR(target->Get(keys[i], &buf));
           if (buf.size() != length) {
-            return Status::Corruption("get returned " + std::to_string(buf.size()) +
-                                      " bytes, " + std::to_string(length) + " were put");
+            return Status::Corruption("get returned " + std::to_string(buf.size()) + " bytes, " +
+                                      std::to_string(length) + " were put");
           }
           return Status::OK();
         });
@@ -116,8 +117,7 @@ Status RunSmallBlobs(BenchContext& ctx) {
   for (int kib : opt.blob_sizes_kib) {
     const size_t length = static_cast<size_t>(kib) * 1024;
     const std::string size = std::to_string(kib) + "k";
-    const size_t max_keys =
-        std::clamp<uint64_t>(ctx.max_bytes() / length, 1024, uint64_t{1} << 21);
+    const size_t max_keys = std::clamp<uint64_t>(ctx.max_bytes() / length, 1024, uint64_t{1} << 21);
     const KeySet keys(max_keys, kKeyBytes, /*seed=*/0x5b0 + kib);
     const ValueSet values(std::clamp<size_t>((32u << 20) / length, 16, 1024), length,
                           /*seed=*/0x5b1 + kib);

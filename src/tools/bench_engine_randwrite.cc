@@ -44,8 +44,8 @@ Figures FromLoad(const LoadResult& r) {
 
 // Keeps `depth` single-write batches in flight with WriteAsync from this one thread; a write's
 // latency runs from its WriteAsync call to its completion callback.
-LoadResult RunAsyncWindow(engine::BlobEngine& engine, int depth, double seconds,
-                          const KeySet& keys, const ValueSet& values) {
+LoadResult RunAsyncWindow(engine::BlobEngine& engine, int depth, double seconds, const KeySet& keys,
+                          const ValueSet& values) {
   // Shared with the callbacks, which run on engine threads and may outlive a timed-out wait.
   struct State {
     std::mutex mu;
@@ -114,9 +114,8 @@ Result<Figures> RunGranary(BenchContext& ctx, int depth, Mode mode, const KeySet
     if (mode == Mode::kAsync) {
       r = RunAsyncWindow(**engine, depth, seconds, keys, values);
     } else {
-      r = RunClosedLoop(depth, seconds, keys.size(), [&](int, uint64_t i) {
-        return (*engine)->Put(keys[i], values[i]);
-      });
+      r = RunClosedLoop(depth, seconds, keys.size(),
+                        [&](int, uint64_t i) { return (*engine)->Put(keys[i], values[i]); });
     }
     status = r.status;
     f = FromLoad(r);
@@ -170,8 +169,7 @@ std::string Describe(const Figures& f) {
 
 Status RunRandWrite4k(BenchContext& ctx) {
   const auto& opt = ctx.options();
-  const size_t max_keys =
-      std::clamp<uint64_t>(ctx.max_bytes() / kBlock, 1024, uint64_t{1} << 22);
+  const size_t max_keys = std::clamp<uint64_t>(ctx.max_bytes() / kBlock, 1024, uint64_t{1} << 22);
   const KeySet keys(max_keys, kKeyBytes, /*seed=*/0x4b1);
   const ValueSet values(1024, kBlock, /*seed=*/0x4b2);
 

@@ -10,9 +10,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 extern char** environ;
 
@@ -77,8 +76,7 @@ Result<std::string> FindFio(const std::string& explicit_path) {
       "`apt-get install fio`, or pass --fio PATH)");
 }
 
-Result<std::string> RunChild(const std::vector<std::string>& argv,
-                             const std::string& stderr_path) {
+Result<std::string> RunChild(const std::vector<std::string>& argv, const std::string& stderr_path) {
   if (argv.empty()) return Status::InvalidArgument("RunChild: empty command line");
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return Status::FromErrno(errno, "pipe2");

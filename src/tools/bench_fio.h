@@ -15,17 +15,17 @@
 namespace granary::tools {
 
 struct FioJob {
-  std::string fio;        // the fio executable (FindFio)
-  std::string filename;   // the file fio reads or writes; created if missing
-  std::string rw;         // "randwrite", "write", "read", "randread"
+  std::string fio;       // the fio executable (FindFio)
+  std::string filename;  // the file fio reads or writes; created if missing
+  std::string rw;        // "randwrite", "write", "read", "randread"
   uint64_t block_size = 4096;
   int iodepth = 1;
   bool fdatasync = false;  // --fdatasync=1: one fdatasync after every write
   // Lay the file out with real data before the job (--overwrite=1), so that writes overwrite
   // allocated blocks instead of converting unwritten extents.
   bool overwrite = false;
-  uint64_t size = 0;       // file size (--size)
-  double seconds = 1.0;    // time-based run (--time_based --runtime)
+  uint64_t size = 0;     // file size (--size)
+  double seconds = 1.0;  // time-based run (--time_based --runtime)
 };
 
 struct FioResult {

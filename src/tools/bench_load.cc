@@ -78,9 +78,9 @@ LoadResult RunClosedLoop(int threads, double seconds, uint64_t max_ops,
     for (uint64_t local = 0; !stop.load(std::memory_order_relaxed); ++local) {
       // A finite run hands out dense tickets; an open-ended one strides per thread, so that
       // threads do not share a counter's cache line.
-      const uint64_t ticket = bounded ? next_ticket.fetch_add(1, std::memory_order_relaxed)
-                                      : local * static_cast<uint64_t>(threads) +
-                                            static_cast<uint64_t>(t);
+      const uint64_t ticket =
+          bounded ? next_ticket.fetch_add(1, std::memory_order_relaxed)
+                  : local * static_cast<uint64_t>(threads) + static_cast<uint64_t>(t);
       if (bounded && ticket >= max_ops) break;
       const uint64_t t0 = BenchNowNanos();
       Status s = op(t, ticket);

@@ -21,9 +21,7 @@ class KeySet {
  public:
   KeySet(size_t count, size_t width, uint64_t seed);
   size_t size() const { return count_; }
-  std::string_view operator[](size_t i) const {
-    return {data_.data() + i * width_, width_};
-  }
+  std::string_view operator[](size_t i) const { return {data_.data() + i * width_, width_}; }
 
  private:
   size_t count_;

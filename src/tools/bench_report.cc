@@ -34,8 +34,8 @@ int LatencyHistogram::BucketOf(uint64_t value) {
 double LatencyHistogram::BucketMid(int bucket) {
   if (bucket < (1 << kSubBits)) return bucket;
   const int shift = (bucket >> kSubBits) - 1;
-  const uint64_t mantissa = (static_cast<uint64_t>(bucket) & ((1ull << kSubBits) - 1)) |
-                            (1ull << kSubBits);
+  const uint64_t mantissa =
+      (static_cast<uint64_t>(bucket) & ((1ull << kSubBits) - 1)) | (1ull << kSubBits);
   const double low = std::ldexp(static_cast<double>(mantissa), shift);
   return low + std::ldexp(1.0, shift) / 2.0;
 }
@@ -214,12 +214,9 @@ nlohmann::json BenchReport::ToJson() const {
     if (!r.details.empty()) j["details"] = r.details;
     rows.push_back(std::move(j));
   }
-  return {{"benchmark", benchmark_},
-          {"workloads", std::move(rows)},
-          {"machine", machine_},
-          {"config", config_},
-          {"notes", notes_},
-          {"errors", errors_}};
+  return {{"benchmark", benchmark_}, {"workloads", std::move(rows)},
+          {"machine", machine_},     {"config", config_},
+          {"notes", notes_},         {"errors", errors_}};
 }
 
 namespace {
@@ -291,9 +288,9 @@ nlohmann::json DescribeMachine(const std::string& dir) {
       std::string source, point, type;
       if (!(fields >> source >> point >> type)) continue;
       point = UnescapeMountField(point);
-      const bool prefix = point == "/" || path == point ||
-                          (path.rfind(point, 0) == 0 && path.size() > point.size() &&
-                           path[point.size()] == '/');
+      const bool prefix =
+          point == "/" || path == point ||
+          (path.rfind(point, 0) == 0 && path.size() > point.size() && path[point.size()] == '/');
       if (prefix && point.size() >= best_point.size()) {
         best_point = point;
         best_type = type;

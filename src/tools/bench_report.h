@@ -8,12 +8,11 @@
 
 #include <array>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace granary::tools {
 
@@ -50,10 +49,10 @@ class LatencyHistogram {
 
 // One line of a report: a Granary figure and a baseline's figure for the same measurement.
 struct BenchRow {
-  std::string name;      // "randwrite-4k qd1 iops": unique together with `baseline`
-  std::string unit;      // "IOPS", "us", "ops/s", "MB/s", "bytes/blob"
+  std::string name;  // "randwrite-4k qd1 iops": unique together with `baseline`
+  std::string unit;  // "IOPS", "us", "ops/s", "MB/s", "bytes/blob"
   std::optional<double> granary;
-  std::string baseline;  // "fio fdatasync", "rocksdb"; empty when there is none
+  std::string baseline;                  // "fio fdatasync", "rocksdb"; empty when there is none
   std::optional<double> baseline_value;  // empty when the baseline could not be measured
   bool higher_is_better = true;          // false for latencies
   std::string note;                      // shown under the table; why a figure is missing

@@ -111,18 +111,32 @@ class FaultRun {
     OpKind kind = PickKind();
     if (kind_out != nullptr) *kind_out = kind;
     ++ops_;
+    std::string keys;
+    Status st;
     switch (kind) {
       case OpKind::kCompact:
-        return engine_->Compact();
+        st = engine_->Compact();
+        break;
       case OpKind::kCheckpoint:
-        return engine_->Checkpoint();
+        st = engine_->Checkpoint();
+        break;
       case OpKind::kFlush:
-        return engine_->Flush();
+        st = engine_->Flush();
+        break;
       case OpKind::kRead:
-        return CheckedRead();
+        st = CheckedRead();
+        break;
       default:
-        return RandomWrite(kind);
+        st = RandomWrite(kind, &keys);
+        break;
     }
+    if (verbose_) {
+      std::printf("op %llu %s%s: %s (writes %llu, syncs %llu)\n",
+                  static_cast<unsigned long long>(ops_), OpName(kind), keys.c_str(),
+                  st.ToString().c_str(), static_cast<unsigned long long>(fs_->writes()),
+                  static_cast<unsigned long long>(fs_->syncs()));
+    }
+    return st;
   }
 
   // Runs `n` random operations that must all succeed.
@@ -210,7 +224,7 @@ class FaultRun {
     return ValueSpec::Value(++next_seed_, RandomValueSize(rng_, kMaxValue));
   }
 
-  Status RandomWrite(OpKind kind) {
+  Status RandomWrite(OpKind kind, std::string* keys) {
     size_t n = kind == OpKind::kBatch || kind == OpKind::kAsyncBatch ? 2 + rng_() % 6 : 1;
     std::vector<KeyOp> ops;
     WriteBatch batch;
@@ -222,6 +236,7 @@ class FaultRun {
       bool put = kind == OpKind::kPut || (kind != OpKind::kDelete && rng_() % 4 != 0);
       ValueSpec v = put ? RandomValue() : ValueSpec::Absent();
       ops.push_back({key, v});
+      *keys += " " + std::to_string(key) + (put ? "=" + std::to_string(v.size) : "-");
       if (put) {
         batch.Put(KeyName(key), MakeValue(key, v));
       } else {
@@ -271,6 +286,8 @@ class FaultRun {
   Oracle oracle_;
   std::vector<std::vector<ValueSpec>> history_;  // committed states of each key, oldest first
   std::optional<uint32_t> corrupt_key_;
+  // GRANARY_FAULT_VERBOSE=1 prints every operation, to follow a failing iteration.
+  const bool verbose_ = EnvOr("GRANARY_FAULT_VERBOSE", 0) != 0;
   uint64_t next_seed_ = 0;
   uint64_t ops_ = 0;
   uint64_t truncated_bytes_ = 0;
