@@ -49,7 +49,7 @@ void EngineImpl::MaintenanceLoop() {
         if (!st.ok()) {
           GLOG_WARN("blob engine in {}: compaction of segment {} failed: {}", dir_, seg->id,
                     st.ToString());
-          failed.insert(seg->id);
+          if (st.IsCorruption()) failed.insert(seg->id);
         }
       }
     }
@@ -120,6 +120,11 @@ Status EngineImpl::CompactSegment(const std::shared_ptr<Segment>& seg) {
     SegmentScanner::Outcome o = scanner.Next(&r);
     if (o == SegmentScanner::Outcome::kEnd) break;
     if (o == SegmentScanner::Outcome::kIOError) return scanner.status();
+    if (o == SegmentScanner::Outcome::kBadHeader) {
+      // Zeros to the end (pre-zeroed space left by a crash) are the end of the log.
+      uint64_t last_nonzero = r.offset;
+      if (!scanner.FindNextHeader(r.offset + 8, &last_nonzero) && last_nonzero <= r.offset) break;
+    }
     if (o == SegmentScanner::Outcome::kBadHeader || o == SegmentScanner::Outcome::kBadValue) {
       // Keep the segment, and the evidence, for repair from another replica: copying a bad
       // record would give it fresh checksums over wrong bytes.
@@ -151,7 +156,12 @@ Status EngineImpl::CompactSegment(const std::shared_ptr<Segment>& seg) {
     MutexLock l(&seg_mu_);
     segments_.erase(seg->id);
   }
-  RETURN_IF_ERROR(fs_->Remove(seg->path));
+  if (Status st = fs_->Remove(seg->path); !st.ok()) {
+    // Keep it known: while its file exists it may hold values that tombstones still hide.
+    MutexLock l(&seg_mu_);
+    segments_[seg->id] = seg;
+    return st;
+  }
   RETURN_IF_ERROR(fs_->SyncDir(dir_));
   counters_.compactions++;
   counters_.reclaimed += end;
@@ -169,6 +179,7 @@ Status EngineImpl::Checkpoint() {
 // while writes go on. Replay from that position re-applies every later write in log order, so
 // entries saved in a newer state than the position are simply set again.
 Status EngineImpl::DoCheckpoint() {
+  std::lock_guard<std::mutex> one_at_a_time(checkpoint_mu_);
   KeyIndex::CheckpointInfo info;
   {
     std::lock_guard<std::mutex> l(applied_mu_);
@@ -176,11 +187,13 @@ Status EngineImpl::DoCheckpoint() {
     info.replay_offset = applied_end_;
     info.next_sequence = applied_sequence_;
   }
-  // Without sync, the records before the position may not be durable yet. (Close() calls this
-  // after the writer has stopped and synced.)
-  if (!options_.sync && writer_.joinable()) RETURN_IF_ERROR(Flush());
   bytes_since_checkpoint_ = 0;
-  return index_.SaveCheckpoint(*fs_, io::JoinPath(dir_, kCheckpointName), info);
+  // Without sync, entries copied into the checkpoint may point at records not yet durable:
+  // flush once every entry is copied, before the checkpoint replaces the old one. (Close()
+  // calls this after the writer has stopped and synced.)
+  std::function<Status()> flush;
+  if (!options_.sync && writer_.joinable()) flush = [this] { return Flush(); };
+  return index_.SaveCheckpoint(*fs_, io::JoinPath(dir_, kCheckpointName), info, flush);
 }
 
 }  // namespace granary::engine

@@ -122,8 +122,9 @@ class BlobEngine {
   virtual Status Delete(std::string_view key) = 0;
   // Applies every write of `batch` atomically (see WriteBatch).
   virtual Status Write(const WriteBatch& batch) = 0;
-  // Same as Write, but returns at once; `done` runs on an engine thread when the batch is
-  // durable (or written, without sync). The engine keeps a copy of `batch`.
+  // Same as Write, but returns at once; `done` runs on the engine's writer thread when the
+  // batch is durable (or written, without sync). `done` must be quick and must not call the
+  // engine (such calls fail with InvalidArgument). The engine keeps `batch`.
   virtual void WriteAsync(WriteBatch batch, std::function<void(Status)> done) = 0;
 
   // The whole value of `key`: NotFound if absent, Corruption if the record fails its checksum.
@@ -143,7 +144,9 @@ class BlobEngine {
 
   // Calls `visit(key, info)` for every live blob, segment by segment (no particular order),
   // reading record headers sequentially. Stops early, returning OK, when `visit` returns false.
-  // Writes that happen during the scan may or may not be visited.
+  // Writes that happen during the scan may or may not be visited (a key rewritten during the
+  // scan may be visited with its old and its new size). Compaction waits while a scan runs;
+  // `visit` must not call Compact().
   virtual Status Scan(const std::function<bool(std::string_view key, const BlobInfo&)>& visit) = 0;
 
   // Makes every write that has returned durable (useful with sync = false).

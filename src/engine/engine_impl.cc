@@ -62,12 +62,16 @@ Status EngineImpl::Start() {
     prep_reserved_ = active_->end;
   }
   writer_ = std::thread([this] { WriterLoop(); });
+  writer_id_ = writer_.get_id();
   if (options_.preallocate_bytes > 0) preparer_ = std::thread([this] { PreparerLoop(); });
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
   return Status::OK();
 }
 
 Status EngineImpl::Close() {
+  if (std::this_thread::get_id() == writer_id_) {
+    return Status::InvalidArgument("Close() called from a WriteAsync callback; call it elsewhere");
+  }
   std::lock_guard<std::mutex> close_lock(close_mu_);
   if (closed_) return close_status_;
   {
@@ -172,12 +176,22 @@ Status EngineImpl::BuildRequest(const WriteBatch& batch, WriteRequest* req) {
 }
 
 Status EngineImpl::Submit(WriteRequest* req) {
-  std::atomic<bool> finished{false};
+  if (std::this_thread::get_id() == writer_id_) {
+    return Status::InvalidArgument(
+        "a WriteAsync callback called back into the blob engine, which would wait for itself; "
+        "hand the work to another thread instead");
+  }
+  // The callback notifies while holding the mutex, so this frame cannot return (and destroy
+  // them) while the writer still touches them.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
   Status result;
   req->done = [&](Status st) {
+    std::lock_guard<std::mutex> l(mu);
     result = std::move(st);
-    finished.store(true, std::memory_order_release);
-    finished.notify_one();
+    finished = true;
+    cv.notify_one();
   };
   {
     std::lock_guard<std::mutex> l(queue_mu_);
@@ -185,7 +199,8 @@ Status EngineImpl::Submit(WriteRequest* req) {
     queue_.push_back(req);
   }
   queue_cv_.notify_one();
-  while (!finished.load(std::memory_order_acquire)) finished.wait(false);
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return finished; });
   return result;
 }
 

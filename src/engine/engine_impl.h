@@ -121,7 +121,12 @@ class EngineImpl final : public BlobEngine {
 
   // --- recovery.cc
   Status Recover();
-  Status ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t start, bool is_last);
+  struct ReplayState {
+    uint64_t last_sequence = 0;  // of the last record replayed (or before the checkpoint)
+    uint64_t last_group = 0;
+  };
+  Status ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t start, bool is_last,
+                       ReplayState* state);
 
   // --- compaction.cc
   void MaintenanceLoop();
@@ -174,7 +179,9 @@ class EngineImpl final : public BlobEngine {
   std::condition_variable maint_cv_;
   bool maint_stop_ = false;  // guarded by maint_mu_
   std::thread maintenance_;
-  std::mutex compact_mu_;    // one compaction (or checkpoint) at a time
+  std::mutex compact_mu_;     // one compaction at a time; Scan holds it too
+  std::mutex checkpoint_mu_;  // one checkpoint at a time (they share the temporary file)
+  std::thread::id writer_id_;
   std::atomic<uint64_t> bytes_since_checkpoint_{0};
 
   std::atomic<bool> closed_{false};

@@ -58,7 +58,7 @@ std::vector<Result<std::string>> EngineImpl::MultiGet(std::span<const std::strin
                                                      ? std::string_view(rec + kHeaderSize,
                                                                         key.size())
                                                      : std::string_view());
-      if (!h.ok() || h->type != RecordType::kPut ||
+      if (!h.ok() || h->type != RecordType::kPut || h->size() != pd.loc.size() ||
           std::string_view(rec + kHeaderSize, h->key_len) != key) {
         out[pd.index] = Get(keys[pd.index]);
         continue;
@@ -78,6 +78,8 @@ std::vector<Result<std::string>> EngineImpl::MultiGet(std::span<const std::strin
 
 Status EngineImpl::Scan(const std::function<bool(std::string_view, const BlobInfo&)>& visit) {
   if (closed_) return Status::Unavailable("the blob engine in " + dir_ + " is closed");
+  // No compaction during a scan: a record it moved past the scan's position would be missed.
+  std::lock_guard<std::mutex> no_compaction(compact_mu_);
   for (const std::shared_ptr<Segment>& seg : SegmentsSnapshot()) {
     SegmentScanner scanner(seg->file.get(), 0, seg->end.load(), /*load_values=*/false);
     ScannedRecord r;

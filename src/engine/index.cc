@@ -514,7 +514,8 @@ void KeyIndex::ForEach(const std::function<void(const KeyHash&, const Location&)
 }
 
 Status KeyIndex::SaveCheckpoint(io::FileSystem& fs, const std::string& path,
-                                const CheckpointInfo& info) const {
+                                const CheckpointInfo& info,
+                                const std::function<Status()>& before_commit) const {
   const std::string tmp = path + ".tmp";
   auto write_tmp = [&]() -> Status {
     ASSIGN_OR_RETURN(std::unique_ptr<io::File> file, fs.Open(tmp, io::OpenOptions{.create = true}));
@@ -544,6 +545,7 @@ Status KeyIndex::SaveCheckpoint(io::FileSystem& fs, const std::string& path,
     return writer.Finish(info);  // closes the file on return, before the rename
   };
   Status st = write_tmp();
+  if (st.ok() && before_commit) st = before_commit();
   if (st.ok()) st = fs.Rename(tmp, path);
   if (st.ok()) st = fs.SyncDir(DirName(path));
   if (!st.ok()) {

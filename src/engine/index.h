@@ -70,8 +70,10 @@ class KeyIndex {
     uint64_t replay_offset = 0;
     uint64_t next_sequence = 0;
   };
-  Status SaveCheckpoint(io::FileSystem& fs, const std::string& path,
-                        const CheckpointInfo& info) const;
+  // `before_commit`, if given, runs after every entry is copied and before the file replaces
+  // the old one; the engine uses it to make the records the entries point at durable.
+  Status SaveCheckpoint(io::FileSystem& fs, const std::string& path, const CheckpointInfo& info,
+                        const std::function<Status()>& before_commit = nullptr) const;
   Result<CheckpointInfo> LoadCheckpoint(io::FileSystem& fs, const std::string& path);
 
  private:

@@ -98,26 +98,29 @@ Status EngineImpl::Recover() {
     start_segment = ids.empty() ? 1 : ids.front();
   }
 
+  ReplayState state;
+  state.last_sequence = next_sequence_ - 1;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < start_segment) continue;
     uint64_t from = ids[i] == start_segment ? start_offset : 0;
-    RETURN_IF_ERROR(ReplaySegment(FindSegment(ids[i]), from, i + 1 == ids.size()));
+    RETURN_IF_ERROR(ReplaySegment(FindSegment(ids[i]), from, i + 1 == ids.size(), &state));
   }
 
-  // An index entry that points at a segment that no longer exists would be a lost record.
-  uint64_t dangling = 0;
-  std::vector<KeyHash> lost;
+  // Entries the replay did not confirm: a key whose checkpointed record sits in a segment that
+  // compaction removed after deleting the key (its tombstone went with the oldest segment), or,
+  // without sync, a record that never became durable. The key is gone either way.
+  std::vector<KeyHash> gone;
   index_.ForEach([&](const KeyHash& h, const Location& loc) {
-    if (!FindSegment(loc.segment)) lost.push_back(h);
+    std::shared_ptr<Segment> seg = FindSegment(loc.segment);
+    if (!seg || loc.offset() + loc.size() > seg->end) gone.push_back(h);
   });
-  for (const KeyHash& h : lost) {
-    index_.Erase(h);
-    dangling++;
+  for (const KeyHash& h : gone) {
+    std::optional<Location> loc = index_.Erase(h);
+    if (loc) AddLive(*loc, -static_cast<int64_t>(loc->size()));
   }
-  if (dangling > 0) {
-    counters_.corruptions += dangling;
-    GLOG_ERROR("blob engine in {}: {} index entries pointed at missing segments", dir_,
-               dangling);
+  if (!gone.empty()) {
+    GLOG_WARN("blob engine in {}: dropped {} index entries whose records are gone", dir_,
+              gone.size());
   }
 
   if (ids.empty()) {
@@ -134,15 +137,13 @@ Status EngineImpl::Recover() {
 }
 
 Status EngineImpl::ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t start,
-                                 bool is_last) {
+                                 bool is_last, ReplayState* state) {
   ASSIGN_OR_RETURN(uint64_t file_size, seg->file->Size());
   SegmentScanner scanner(seg->file.get(), start, file_size, /*load_values=*/true);
   // Records of a WriteBatch are applied only once its last record is seen.
   std::vector<PendingRecord> batch;
   std::vector<std::string> batch_keys;
   uint64_t batch_start = 0;
-  uint64_t last_sequence = 0, last_group = 0;
-  bool have_last = false;
 
   auto apply_batch = [&] {
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -152,20 +153,19 @@ Status EngineImpl::ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t s
     batch.clear();
     batch_keys.clear();
   };
-  auto add = [&](const ScannedRecord& r) {
-    next_sequence_ = std::max(next_sequence_, r.header.sequence + 1);
-    last_sequence = r.header.sequence;
-    last_group = r.header.group;
-    have_last = true;
-    if (r.header.type == RecordType::kPadding) return;
-    if (batch.empty()) batch_start = r.offset;
+  auto add = [&](uint64_t offset, const RecordHeader& h, std::string_view key) {
+    next_sequence_ = std::max(next_sequence_, h.sequence + 1);
+    state->last_sequence = h.sequence;
+    state->last_group = h.group;
+    if (h.type == RecordType::kPadding) return;
+    if (batch.empty()) batch_start = offset;
     PendingRecord rec;
-    rec.type = r.header.type;
-    rec.hash = HashKey(r.key);
-    rec.loc = Location{seg->id, static_cast<uint32_t>(r.offset / 8), r.header.size8};
+    rec.type = h.type;
+    rec.hash = HashKey(key);
+    rec.loc = Location{seg->id, static_cast<uint32_t>(offset / 8), h.size8};
     batch.push_back(std::move(rec));
-    batch_keys.emplace_back(r.key);
-    if (!r.header.continues_batch()) apply_batch();
+    batch_keys.emplace_back(key);
+    if (!h.continues_batch()) apply_batch();
   };
   auto cut = [&](uint64_t at, uint64_t last_nonzero) -> Status {
     at = batch.empty() ? at : std::min(at, batch_start);
@@ -182,13 +182,32 @@ Status EngineImpl::ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t s
     seg->end = at;
     return Status::OK();
   };
+  // The next valid header at or after `from` that moves the log forward. A header whose
+  // sequence number goes backwards is a record image stored inside a value, not a record.
+  auto next_header = [&](uint64_t from, uint64_t* last_nonzero) -> std::optional<uint64_t> {
+    for (;;) {
+      std::optional<uint64_t> at = scanner.FindNextHeader(from, last_nonzero);
+      if (!at) return at;
+      SegmentScanner peek_scanner(seg->file.get(), *at, file_size, /*load_values=*/false);
+      ScannedRecord peek;
+      (void)peek_scanner.Next(&peek);
+      if (peek.header.sequence > state->last_sequence) return at;
+      from = *at + 8;
+    }
+  };
+  auto group_at = [&](uint64_t offset) {
+    SegmentScanner peek_scanner(seg->file.get(), offset, file_size, /*load_values=*/false);
+    ScannedRecord peek;
+    (void)peek_scanner.Next(&peek);
+    return peek.header.group;
+  };
 
   ScannedRecord r;
   for (;;) {
     SegmentScanner::Outcome o = scanner.Next(&r);
     if (o == SegmentScanner::Outcome::kRecord) {
       counters_.replayed += r.header.size();
-      add(r);
+      add(r.offset, r.header, r.key);
       continue;
     }
     if (o == SegmentScanner::Outcome::kIOError) return scanner.status();
@@ -198,32 +217,29 @@ Status EngineImpl::ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t s
       seg->end = scanner.position();
       return Status::OK();
     }
-    // Bad bytes at r.offset.
+    // Bad bytes at r.offset. Copy what is known of them first: looking for the next header
+    // reuses the scanner's buffer, which r points into.
     const uint64_t bad_at = r.offset;
     const bool header_known = o == SegmentScanner::Outcome::kBadValue;
+    const RecordHeader bad_header = r.header;
+    const std::string bad_key(header_known ? r.key : std::string_view());
     uint64_t last_nonzero = bad_at;
     std::optional<uint64_t> next =
-        header_known ? scanner.FindNextHeader(bad_at + r.header.size(), &last_nonzero)
-                     : scanner.FindNextHeader(bad_at + 8, &last_nonzero);
-    if (header_known) last_nonzero = std::max(last_nonzero, bad_at + r.header.size());
+        next_header(header_known ? bad_at + bad_header.size() : bad_at + 8, &last_nonzero);
+    if (header_known) last_nonzero = std::max(last_nonzero, bad_at + bad_header.size());
     bool torn;
     if (!is_last) {
       torn = false;  // sealed segments were synced before the next one was written
     } else if (!next) {
       torn = true;
     } else {
-      // Which group do the bad bytes belong to?
-      uint64_t bad_group;
+      // The group the bad bytes belong to: from their header, or else the group of the next
+      // record, if that group began no later than where the bad bytes are.
+      uint64_t bad_group = 0;  // 0: they belong to an earlier, synced group
       if (header_known) {
-        bad_group = r.header.group;
-      } else {
-        ScannedRecord peek;
-        SegmentScanner s2(seg->file.get(), *next, file_size, /*load_values=*/false);
-        (void)s2.Next(&peek);
-        uint64_t g = peek.header.group;
-        bad_group = (have_last && g == last_group) || g == last_sequence + 1 || !have_last
-                        ? g
-                        : 0;  // bytes lost from an earlier group: certainly corruption
+        bad_group = bad_header.group;
+      } else if (uint64_t g = group_at(*next); g <= state->last_sequence + 1) {
+        bad_group = g;
       }
       torn = bad_group != 0 && bad_group >= MaxGroupFrom(seg->file.get(), *next, file_size);
     }
@@ -236,10 +252,11 @@ Status EngineImpl::ReplaySegment(const std::shared_ptr<Segment>& seg, uint64_t s
     if (header_known) {
       // Index it anyway, so that reads of its key report the corruption instead of returning
       // an older value.
-      add(r);
+      add(bad_at, bad_header, bad_key);
     }
+    // A batch interrupted by corruption was durable (it is not the tail): keep what is left.
+    apply_batch();
     if (!next) {
-      apply_batch();
       seg->end = file_size;
       return Status::OK();
     }

@@ -81,6 +81,9 @@ Status EngineImpl::WriteGroup(std::vector<WriteRequest*>& group) {
     for (const PendingRecord& r : req->records) any_moves |= r.move_from || r.tombstone_copy;
   }
   std::unordered_set<KeyHash, KeyHashHasher> touched;
+  // Segments sealed by this group become compaction candidates only once the group's records
+  // are in the index, or compaction could miss them.
+  std::vector<std::shared_ptr<Segment>> sealed_now;
 
   uint64_t cur = active_->end;
   uint64_t buf_start = cur;
@@ -129,6 +132,7 @@ Status EngineImpl::WriteGroup(std::vector<WriteRequest*>& group) {
       RETURN_IF_ERROR(flush_buffer());
       RETURN_IF_ERROR(flush_directs());
       active_->end = cur;
+      sealed_now.push_back(active_);
       RETURN_IF_ERROR(RollSegment(total));
       cur = buf_start = 0;
     }
@@ -148,12 +152,12 @@ Status EngineImpl::WriteGroup(std::vector<WriteRequest*>& group) {
       h.type = rec.type;
       h.flags = rec.flags;
       h.value_len = rec.value.size();
-      h.sequence = next_sequence_++;
       h.group = group_seq;
       if (rec.direct) {
         uint64_t aligned = AlignUp(cur, io::kDirectAlignment);
         if (aligned != cur && aligned - cur < kHeaderSize) aligned += io::kDirectAlignment;
-        if (aligned != cur) AppendPadding(&buffer_, aligned - cur, h.sequence, group_seq);
+        if (aligned != cur) AppendPadding(&buffer_, aligned - cur, next_sequence_++, group_seq);
+        h.sequence = next_sequence_++;
         RETURN_IF_ERROR(flush_buffer());
         RecordLayout l = LayoutFor(rec.key.size(), rec.value.size(), true);
         h.size8 = static_cast<uint32_t>(l.size / 8);
@@ -163,6 +167,7 @@ Status EngineImpl::WriteGroup(std::vector<WriteRequest*>& group) {
         rec.loc = Location{active_->id, static_cast<uint32_t>(aligned / 8), h.size8};
         cur = buf_start = aligned + l.size;
       } else {
+        h.sequence = next_sequence_++;
         RecordLayout l = LayoutFor(rec.key.size(), rec.value.size(), false);
         h.size8 = static_cast<uint32_t>(l.size / 8);
         h.value_offset = l.value_offset;
@@ -201,6 +206,8 @@ Status EngineImpl::WriteGroup(std::vector<WriteRequest*>& group) {
     }
   }
   counters_.records += records;
+  for (const std::shared_ptr<Segment>& seg : sealed_now) seg->sealed = true;
+  if (!sealed_now.empty()) maint_cv_.notify_one();
   {
     std::lock_guard<std::mutex> l(applied_mu_);
     applied_segment_ = active_->id;
@@ -253,12 +260,14 @@ void EngineImpl::ApplyToIndex(const PendingRecord& rec) {
 Status EngineImpl::RollSegment(uint64_t reserve) {
   // The old segment is made durable and cut to its records before the new one receives any,
   // so only the newest segment can ever hold a torn write.
+  {
+    // The preparer must not touch the segment once it is cut.
+    std::lock_guard<std::mutex> l(prep_mu_);
+    prep_segment_ = nullptr;
+  }
   RETURN_IF_ERROR(active_->file->Truncate(active_->end));
   RETURN_IF_ERROR(active_->file->Sync());
-  active_->sealed = true;
-  RETURN_IF_ERROR(OpenNewSegment(active_->id + 1, reserve));
-  maint_cv_.notify_one();  // a sealed segment may be worth compacting
-  return Status::OK();
+  return OpenNewSegment(active_->id + 1, reserve);
 }
 
 Status EngineImpl::OpenNewSegment(uint32_t id, uint64_t reserve) {
@@ -303,8 +312,8 @@ void EngineImpl::PreparerLoop() {
     bool wrote = false;
     while (!prep_stop_ && prep_segment_ == seg && prepared_ < target()) {
       uint64_t start = std::max(prepared_.load(), prep_reserved_);
+      if (start >= options_.segment_size) break;
       uint64_t n = std::min<uint64_t>(kZeroChunk, options_.segment_size - start);
-      if (n == 0) break;
       // Written under prep_mu_: the writer waits for this chunk before writing past prepared_.
       Status st = seg->file->Write(start, zeros.data(), n);
       if (!st.ok()) {

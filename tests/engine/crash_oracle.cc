@@ -7,6 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/format.h"
 
 namespace granary::engine::crash {
 namespace {
@@ -114,17 +119,17 @@ uint32_t RandomValueSize(std::mt19937_64& rng, uint32_t max_size) {
   // Sizes at the edges of the value's checksum blocks and of the direct I/O threshold.
   static constexpr uint64_t kEdges[] = {4095,  4096,   4097,   65535,  65536,
                                         65537, 131072, 262143, 262144, 262145};
-  uint64_t p = rng() % 1000;
+  uint64_t p = rng() % 10000;
   uint64_t n;
-  if (p < 400) {
+  if (p < 4000) {
     n = between(0, 255);
-  } else if (p < 750) {
+  } else if (p < 7700) {
     n = between(256, 8191);
-  } else if (p < 940) {
+  } else if (p < 9600) {
     n = between(8192, 131071);
-  } else if (p < 950) {
+  } else if (p < 9700) {
     n = kEdges[rng() % std::size(kEdges)];
-  } else if (p < 995) {
+  } else if (p < 9980) {
     n = between(131072, 1048575);
   } else {
     n = rng() % 4 == 0 ? max_size : between(1 << 20, std::max<uint64_t>(max_size, 1 << 20));
@@ -411,6 +416,75 @@ Oracle::CheckResult Oracle::CheckAndCollapse(BlobEngine& engine, const CheckOpti
   }
   open_.clear();
   return result;
+}
+
+std::vector<std::unique_ptr<SegmentFile>> ReadSegmentFiles(const std::string& dir) {
+  std::vector<std::unique_ptr<SegmentFile>> out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("seg-") || !name.ends_with(".log")) continue;
+    auto seg = std::make_unique<SegmentFile>();
+    seg->path = entry.path().string();
+    std::ifstream in(seg->path, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    seg->data = std::move(bytes).str();
+    const std::string& d = seg->data;
+    auto load = [&d](uint64_t at, auto v) {
+      std::memcpy(&v, d.data() + at, sizeof(v));
+      return v;
+    };
+    uint64_t pos = 0;
+    while (pos + kHeaderSize <= d.size() && load(pos, uint32_t{0}) == kRecordMagic) {
+      SegmentFile::Record r;
+      r.offset = pos;
+      r.size = uint64_t{load(pos + 12, uint32_t{0})} * 8;
+      r.type = load(pos + 5, uint8_t{0});
+      const uint64_t key_len = load(pos + 8, uint16_t{0});
+      const uint64_t value_len = load(pos + 16, uint64_t{0});
+      r.sequence = load(pos + 24, uint64_t{0});
+      r.group = load(pos + 32, uint64_t{0});
+      r.value_offset = load(pos + 40, uint32_t{0});
+      if (r.size == 0 || r.size > d.size() - pos || kHeaderSize + key_len > r.size ||
+          r.value_offset > r.size || value_len > r.size - r.value_offset) {
+        break;
+      }
+      r.key = std::string_view(d).substr(pos + kHeaderSize, key_len);
+      r.value = std::string_view(d).substr(pos + r.value_offset, value_len);
+      seg->records.push_back(r);
+      pos += r.size;
+    }
+    seg->records_end = pos;
+    out.push_back(std::move(seg));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->path < b->path; });
+  return out;
+}
+
+std::string CheckClosedSegmentFiles(const std::string& dir) {
+  std::string errors;
+  uint64_t last_sequence = 0;
+  std::string last_where;
+  for (const auto& seg : ReadSegmentFiles(dir)) {
+    if (seg->records_end != seg->data.size()) {
+      const std::string_view rest = std::string_view(seg->data).substr(seg->records_end);
+      const bool zeros = rest.find_first_not_of('\0') == std::string_view::npos;
+      AddError(&errors, seg->path + ": records end at " + std::to_string(seg->records_end) +
+                            " but the file has " + std::to_string(seg->data.size()) + " bytes (" +
+                            (zeros ? "zeros" : "not all zeros") + " after them)");
+    }
+    for (const SegmentFile::Record& r : seg->records) {
+      const std::string where = seg->path + ":" + std::to_string(r.offset);
+      if (r.sequence < last_sequence) {
+        AddError(&errors, "sequence " + std::to_string(r.sequence) + " at " + where +
+                              " is below sequence " + std::to_string(last_sequence) + " at " +
+                              last_where);
+      }
+      last_sequence = r.sequence;
+      last_where = where;
+    }
+  }
+  return errors;
 }
 
 }  // namespace granary::engine::crash

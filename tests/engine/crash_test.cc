@@ -344,6 +344,7 @@ std::string RunChildUntilKilled(const CycleConfig& cfg, milliseconds delay, bool
 struct RunTotals {
   uint64_t cycles = 0;
   uint64_t verified = 0;
+  uint64_t killed_opening = 0;  // children killed before they had opened the engine
   uint64_t acks = 0;
   uint64_t child_compactions = 0;
   uint64_t parent_compactions = 0;
@@ -386,6 +387,7 @@ void VerifyAfterCrash(const CycleConfig& cfg, bool compact, Oracle* oracle, RunT
   }
   Status closed = engine->Close();
   EXPECT_TRUE(closed.ok()) << "Close after the check: " << closed.ToString();
+  EXPECT_EQ(CheckClosedSegmentFiles(cfg.dir), "") << "segment files after Close()";
   ++totals->verified;
 }
 
@@ -428,6 +430,7 @@ RunTotals RunCrashCycles(const CrashRunSpec& spec) {
     if (!problem.empty()) break;
     EXPECT_EQ(run.corruptions, 0u) << "the child's engine reported corruption";
     ++totals.cycles;
+    totals.killed_opening += run.ready ? 0 : 1;
     totals.acks += run.acks;
     totals.child_compactions += run.compactions;
     // Some cycles are not checked, so that the next child recovers from a crashed state.
@@ -438,11 +441,13 @@ RunTotals RunCrashCycles(const CrashRunSpec& spec) {
   }
   double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
   std::printf(
-      "[ %s ] %llu kill cycles (%llu checked) in %.1f s: %llu operations acknowledged, "
+      "[ %s ] %llu kill cycles (%llu checked, %llu killed while opening) in %.1f s: "
+      "%llu operations acknowledged, "
       "%llu segments compacted by children and %llu by the checker, %llu B replayed, "
       "%llu B of torn tails cut, up to %llu B live\n",
       spec.name, static_cast<unsigned long long>(totals.cycles),
-      static_cast<unsigned long long>(totals.verified), seconds,
+      static_cast<unsigned long long>(totals.verified),
+      static_cast<unsigned long long>(totals.killed_opening), seconds,
       static_cast<unsigned long long>(totals.acks),
       static_cast<unsigned long long>(totals.child_compactions),
       static_cast<unsigned long long>(totals.parent_compactions),
@@ -475,6 +480,7 @@ TEST(CrashTest, RandomKillsKeepAcknowledgedWrites) {
                     }};
   RunTotals totals = RunCrashCycles(spec);
   EXPECT_GT(totals.acks, totals.cycles) << "the children hardly wrote anything";
+  EXPECT_GT(totals.child_compactions + totals.parent_compactions, 0u) << "nothing was compacted";
 }
 
 // Small segments, a small key space and a high threshold: background compaction runs all the

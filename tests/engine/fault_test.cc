@@ -70,7 +70,15 @@ class FaultRun {
   }
 
   ~FaultRun() {
-    engine_.reset();
+    if (engine_ != nullptr) {
+      Status closed = engine_->Close();
+      EXPECT_TRUE(closed.ok()) << "Close at the end: " << closed.ToString();
+      engine_.reset();
+      // A flipped bit may have broken a header, which the layout check would report.
+      if (!corrupt_key_) {
+        EXPECT_EQ(CheckClosedSegmentFiles(engine_dir()), "");
+      }
+    }
     fs_.reset();
     if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
   }
@@ -300,7 +308,7 @@ void PrintSummary(const char* test, const std::string& what) {
 // (a) A power loss at a random moment keeps every write that returned OK.
 TEST(FaultTest, PowerLossKeepsSyncedWrites) {
   const uint64_t seed = Seed();
-  const int iterations = Iterations(30);
+  const int iterations = Iterations(100);
   uint64_t ops = 0;
   for (int i = 0; i < iterations && !HasFailure(); ++i) {
     if (Skip(i)) continue;
@@ -326,7 +334,7 @@ TEST(FaultTest, PowerLossKeepsSyncedWrites) {
 // lost, nothing is reported as corruption, and the engine writes on after it.
 TEST(FaultTest, TornWriteIsCutOnRecovery) {
   const uint64_t seed = Seed();
-  const int iterations = Iterations(30);
+  const int iterations = Iterations(100);
   uint64_t truncated = 0;
   for (int i = 0; i < iterations && !HasFailure(); ++i) {
     if (Skip(i)) continue;
@@ -364,7 +372,7 @@ TEST(FaultTest, TornWriteIsCutOnRecovery) {
 // close, every acknowledged write is there.
 TEST(FaultTest, FailedWriteOrSyncIsReported) {
   const uint64_t seed = Seed();
-  const int iterations = Iterations(40);
+  const int iterations = Iterations(100);
   for (int i = 0; i < iterations && !HasFailure(); ++i) {
     if (Skip(i)) continue;
     SCOPED_TRACE(Trace(seed, i));
@@ -431,70 +439,22 @@ TEST(FaultTest, FailedWriteOrSyncIsReported) {
   PrintSummary("FailedWriteOrSync", std::to_string(iterations) + " iterations");
 }
 
-// A record as it lies in a segment file (engine/format.h), read by the test on its own.
-struct DiskRecord {
-  std::string path;
-  uint64_t offset = 0;
-  uint64_t size = 0;
-  uint8_t type = 0;
-  uint64_t group = 0;
-  uint32_t value_offset = 0;
-  std::string_view key;
-  std::string_view value;
-};
-
-template <typename T>
-T LoadLE(const std::string& data, uint64_t at) {
-  T v;
-  std::memcpy(&v, data.data() + at, sizeof(T));
-  return v;
-}
-
-// The records of a segment file from its start up to the first bytes that are not a record.
-std::vector<DiskRecord> ParseSegment(const std::string& path, const std::string& data) {
-  std::vector<DiskRecord> out;
-  uint64_t pos = 0;
-  while (pos + kHeaderSize <= data.size() && LoadLE<uint32_t>(data, pos) == kRecordMagic) {
-    DiskRecord r;
-    r.path = path;
-    r.offset = pos;
-    r.size = uint64_t{LoadLE<uint32_t>(data, pos + 12)} * 8;
-    r.type = LoadLE<uint8_t>(data, pos + 5);
-    uint16_t key_len = LoadLE<uint16_t>(data, pos + 8);
-    uint64_t value_len = LoadLE<uint64_t>(data, pos + 16);
-    r.group = LoadLE<uint64_t>(data, pos + 32);
-    r.value_offset = LoadLE<uint32_t>(data, pos + 40);
-    if (r.size == 0 || pos + r.size > data.size() || kHeaderSize + key_len > r.size ||
-        r.value_offset + value_len > r.size) {
-      break;
-    }
-    r.key = std::string_view(data).substr(pos + kHeaderSize, key_len);
-    r.value = std::string_view(data).substr(pos + r.value_offset, value_len);
-    out.push_back(r);
-    pos += r.size;
-  }
-  return out;
-}
-
 struct FlipTarget {
-  DiskRecord record;
+  std::string path;
+  SegmentFile::Record record;
   uint32_t key = 0;
 };
 
 // A live record of at least 16 value bytes, followed in its segment by a record of a later
-// group commit (so that it is not the tail), chosen at random.
-std::optional<FlipTarget> PickLiveRecord(FaultRun& run, std::vector<std::string>* files) {
+// group commit (so that it is not the tail), chosen at random. `files` keeps what it points to.
+std::optional<FlipTarget> PickLiveRecord(FaultRun& run,
+                                         std::vector<std::unique_ptr<SegmentFile>>* files) {
   std::vector<FlipTarget> found;
-  for (const auto& entry : std::filesystem::directory_iterator(run.engine_dir())) {
-    const std::string name = entry.path().filename().string();
-    if (!name.starts_with("seg-") || !name.ends_with(".log")) continue;
-    Result<std::string> data = io::ReadFileToString(run.fs(), entry.path().string());
-    if (!data.ok()) continue;
-    files->push_back(std::move(*data));
-    std::vector<DiskRecord> records = ParseSegment(entry.path().string(), files->back());
+  *files = ReadSegmentFiles(run.engine_dir());
+  for (const auto& seg : *files) {
     uint64_t last_group = 0;
-    for (const DiskRecord& r : records) last_group = std::max(last_group, r.group);
-    for (const DiskRecord& r : records) {
+    for (const SegmentFile::Record& r : seg->records) last_group = std::max(last_group, r.group);
+    for (const SegmentFile::Record& r : seg->records) {
       if (r.type != 1 || r.value.size() < 16 || r.group >= last_group || r.key.size() < 8) {
         continue;
       }
@@ -502,7 +462,7 @@ std::optional<FlipTarget> PickLiveRecord(FaultRun& run, std::vector<std::string>
           static_cast<uint32_t>(std::strtoul(std::string(r.key.substr(1, 6)).c_str(), nullptr, 10));
       if (k >= kKeys || KeyName(k) != r.key || run.oracle().has_pending(k)) continue;
       if (!ValueMatches(k, run.oracle().committed(k), r.value)) continue;
-      found.push_back({r, k});
+      found.push_back({seg->path, r, k});
     }
   }
   if (found.empty()) return std::nullopt;
@@ -514,7 +474,7 @@ std::optional<FlipTarget> PickLiveRecord(FaultRun& run, std::vector<std::string>
 // reads right, before and after reopening.
 TEST(FaultTest, FlippedBitIsReportedNeverReturned) {
   const uint64_t seed = Seed();
-  const int iterations = Iterations(30);
+  const int iterations = Iterations(100);
   int detected = 0;
   int tried = 0;
   int rolled_back = 0;
@@ -527,12 +487,12 @@ TEST(FaultTest, FlippedBitIsReportedNeverReturned) {
                   .direct_io_threshold = i % 3 == 0 ? 32u << 10 : 256u << 10});
     ASSERT_TRUE(run.Open().ok());
     run.RunOps(30 + static_cast<int>(run.Random() % 80));
-    std::vector<std::string> files;
+    std::vector<std::unique_ptr<SegmentFile>> files;
     std::optional<FlipTarget> target = PickLiveRecord(run, &files);
     if (!target) continue;
     ++tried;
     // Where in the record: its header, key, value, value checksums, or anywhere.
-    const DiskRecord& r = target->record;
+    const SegmentFile::Record& r = target->record;
     const uint64_t crcs = r.value_offset + r.value.size();
     uint64_t at;
     switch (run.Random() % 10) {
@@ -556,10 +516,10 @@ TEST(FaultTest, FlippedBitIsReportedNeverReturned) {
     }
     const int bit = static_cast<int>(run.Random() % 8);
     SCOPED_TRACE("flipped bit " + std::to_string(bit) + " of byte " + std::to_string(at) +
-                 " of the record of key " + std::to_string(target->key) + " at " + r.path + ":" +
-                 std::to_string(r.offset) + " (" + std::to_string(r.size) + " B, value at " +
+                 " of the record of key " + std::to_string(target->key) + " at " + target->path +
+                 ":" + std::to_string(r.offset) + " (" + std::to_string(r.size) + " B, value at " +
                  std::to_string(r.value_offset) + ")");
-    Status flipped = run.fs().FlipBit(r.path, r.offset + at, bit);
+    Status flipped = run.fs().FlipBit(target->path, r.offset + at, bit);
     ASSERT_TRUE(flipped.ok()) << flipped.ToString();
     run.set_corrupt_key(target->key);
 
