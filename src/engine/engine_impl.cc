@@ -62,14 +62,13 @@ Status EngineImpl::Start() {
     prep_reserved_ = active_->end;
   }
   writer_ = std::thread([this] { WriterLoop(); });
-  writer_id_ = writer_.get_id();
   if (options_.preallocate_bytes > 0) preparer_ = std::thread([this] { PreparerLoop(); });
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
   return Status::OK();
 }
 
 Status EngineImpl::Close() {
-  if (std::this_thread::get_id() == writer_id_) {
+  if (t_writing_engine == this) {
     return Status::InvalidArgument("Close() called from a WriteAsync callback; call it elsewhere");
   }
   std::lock_guard<std::mutex> close_lock(close_mu_);
@@ -176,7 +175,7 @@ Status EngineImpl::BuildRequest(const WriteBatch& batch, WriteRequest* req) {
 }
 
 Status EngineImpl::Submit(WriteRequest* req) {
-  if (std::this_thread::get_id() == writer_id_) {
+  if (t_writing_engine == this) {
     return Status::InvalidArgument(
         "a WriteAsync callback called back into the blob engine, which would wait for itself; "
         "hand the work to another thread instead");
@@ -193,6 +192,7 @@ Status EngineImpl::Submit(WriteRequest* req) {
     finished = true;
     cv.notify_one();
   };
+  if (TryWriteInline(req)) return result;  // done() has run on this thread
   {
     std::lock_guard<std::mutex> l(queue_mu_);
     if (stopping_) return Status::Unavailable("the blob engine in " + dir_ + " is closed");

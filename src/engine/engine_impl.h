@@ -109,6 +109,10 @@ class EngineImpl final : public BlobEngine {
 
   // --- writer.cc
   void WriterLoop();
+  void TakeGroup(std::vector<WriteRequest*>* group);
+  // When no group is being written and none is queued, writes `req` on the calling thread
+  // (saving two thread hand-offs at queue depth 1) and returns true.
+  bool TryWriteInline(WriteRequest* req);
   void ProcessGroup(std::vector<WriteRequest*>& group);
   Status WriteGroup(std::vector<WriteRequest*>& group);
   // Seals the active segment and starts the next; the writer will write up to `reserve` bytes
@@ -150,9 +154,15 @@ class EngineImpl final : public BlobEngine {
   std::condition_variable queue_cv_;
   std::deque<WriteRequest*> queue_;  // guarded by queue_mu_
   bool stopping_ = false;            // guarded by queue_mu_
+  // Some thread (the writer, or a caller writing inline) is writing a group; the writer-role
+  // state below belongs to that thread. Guarded by queue_mu_.
+  bool busy_ = false;
+  // The engine whose group this thread is writing (callbacks run there), to refuse re-entry.
+  static thread_local const EngineImpl* t_writing_engine;
   std::thread writer_;
 
-  // Writer-thread state (read by others only under applied_mu_ as noted).
+  // Writer-role state: touched only by the thread that set busy_ (read by others only under
+  // applied_mu_ as noted).
   std::shared_ptr<Segment> active_;
   uint64_t next_sequence_ = 1;
   Status writer_error_;  // sticky: after a failed write or sync, every write fails
@@ -181,7 +191,7 @@ class EngineImpl final : public BlobEngine {
   std::thread maintenance_;
   std::mutex compact_mu_;     // one compaction at a time; Scan holds it too
   std::mutex checkpoint_mu_;  // one checkpoint at a time (they share the temporary file)
-  std::thread::id writer_id_;
+
   std::atomic<uint64_t> bytes_since_checkpoint_{0};
 
   std::atomic<bool> closed_{false};

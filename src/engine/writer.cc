@@ -10,6 +10,9 @@
 #include "engine/engine_impl.h"
 
 namespace granary::engine {
+
+thread_local const EngineImpl* EngineImpl::t_writing_engine = nullptr;
+
 namespace {
 
 // A group takes at most this many bytes of requests, so one huge batch does not hold back
@@ -38,26 +41,61 @@ void AppendPadding(std::string* buf, uint64_t size, uint64_t sequence, uint64_t 
 
 }  // namespace
 
+// Takes the queued requests that fit in one group. REQUIRES: queue_mu_ held.
+void EngineImpl::TakeGroup(std::vector<WriteRequest*>* group) {
+  uint64_t bytes = 0;
+  while (!queue_.empty() && (group->empty() || bytes + queue_.front()->bytes <= kMaxGroupBytes)) {
+    bytes += queue_.front()->bytes;
+    group->push_back(queue_.front());
+    queue_.pop_front();
+  }
+}
+
 void EngineImpl::WriterLoop() {
   std::vector<WriteRequest*> group;
   for (;;) {
     {
       std::unique_lock<std::mutex> l(queue_mu_);
-      queue_cv_.wait(l, [&] { return !queue_.empty() || stopping_; });
+      queue_cv_.wait(l, [&] { return (!queue_.empty() && !busy_) || (stopping_ && !busy_); });
       if (queue_.empty()) return;  // stopping, and everything queued is done
-      uint64_t bytes = 0;
-      while (!queue_.empty() && (group.empty() || bytes + queue_.front()->bytes <= kMaxGroupBytes)) {
-        bytes += queue_.front()->bytes;
-        group.push_back(queue_.front());
-        queue_.pop_front();
-      }
+      TakeGroup(&group);
+      busy_ = true;
     }
     ProcessGroup(group);
     group.clear();
+    {
+      std::lock_guard<std::mutex> l(queue_mu_);
+      busy_ = false;
+    }
   }
 }
 
+bool EngineImpl::TryWriteInline(WriteRequest* req) {
+  std::vector<WriteRequest*> group;
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (busy_ || !queue_.empty() || stopping_) return false;
+    busy_ = true;
+  }
+  group.push_back(req);
+  ProcessGroup(group);  // completes req
+  bool more;
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    busy_ = false;
+    more = !queue_.empty() || stopping_;
+  }
+  if (more) queue_cv_.notify_all();
+  return true;
+}
+
 void EngineImpl::ProcessGroup(std::vector<WriteRequest*>& group) {
+  // Marks this thread as inside the engine's write path while callbacks run.
+  struct Mark {
+    const EngineImpl* prev;
+    explicit Mark(const EngineImpl* e) : prev(t_writing_engine) { t_writing_engine = e; }
+    ~Mark() { t_writing_engine = prev; }
+  } mark(this);
   Status st = writer_error_;
   if (st.ok()) {
     st = WriteGroup(group);
