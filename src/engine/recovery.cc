@@ -106,6 +106,10 @@ Status EngineImpl::Recover() {
     RETURN_IF_ERROR(ReplaySegment(FindSegment(ids[i]), from, i + 1 == ids.size(), &state));
   }
 
+  // The process that wrote the newest segment may have died before syncing it: what replay
+  // just made visible must be durable before anything is served or appended.
+  if (!ids.empty()) RETURN_IF_ERROR(FindSegment(ids.back())->file->Sync());
+
   // Entries the replay did not confirm: a key whose checkpointed record sits in a segment that
   // compaction removed after deleting the key (its tombstone went with the oldest segment), or,
   // without sync, a record that never became durable. The key is gone either way.
@@ -122,6 +126,10 @@ Status EngineImpl::Recover() {
     GLOG_WARN("blob engine in {}: dropped {} index entries whose records are gone", dir_,
               gone.size());
   }
+
+  // A segment whose creation was never made durable (its directory sync failed before a crash)
+  // would vanish at the next power loss with everything written into it from now on.
+  RETURN_IF_ERROR(fs_->SyncDir(dir_));
 
   if (ids.empty()) {
     RETURN_IF_ERROR(OpenNewSegment(1, 0));

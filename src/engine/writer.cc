@@ -350,7 +350,10 @@ void EngineImpl::PreparerLoop() {
     bool wrote = false;
     while (!prep_stop_ && prep_segment_ == seg && prepared_ < target()) {
       uint64_t start = std::max(prepared_.load(), prep_reserved_);
-      if (start >= options_.segment_size) break;
+      if (start >= options_.segment_size) {
+        prepared_ = options_.segment_size;  // nothing left to zero here; else wait() spins
+        break;
+      }
       uint64_t n = std::min<uint64_t>(kZeroChunk, options_.segment_size - start);
       // Written under prep_mu_: the writer waits for this chunk before writing past prepared_.
       Status st = seg->file->Write(start, zeros.data(), n);

@@ -28,6 +28,7 @@
 
 #include "crash_oracle.h"
 #include "engine/engine.h"
+#include "io/posix_fs.h"
 
 namespace granary::engine::crash {
 namespace {
@@ -168,7 +169,10 @@ void SendError(int fd, uint16_t thread, std::string text) {
   // Die with the parent, whatever becomes of it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) _exit(kExitPipeFailed);
-  Result<std::unique_ptr<BlobEngine>> opened = BlobEngine::Open(cfg.dir, cfg.options);
+  // A file system of its own: nothing of the parent's (io_uring rings) is shared.
+  EngineOptions options = cfg.options;
+  options.fs = std::make_shared<io::PosixFileSystem>();
+  Result<std::unique_ptr<BlobEngine>> opened = BlobEngine::Open(cfg.dir, options);
   if (!opened.ok()) {
     SendError(fd, 0, "open failed: " + opened.status().ToString());
     _exit(kExitOpenFailed);
@@ -357,6 +361,8 @@ struct RunTotals {
 // it and checks again. Failures are recorded with gtest.
 void VerifyAfterCrash(const CycleConfig& cfg, bool compact, Oracle* oracle, RunTotals* totals) {
   EngineOptions options = cfg.options;
+  // Gone (with its io_uring rings) before the next fork.
+  options.fs = std::make_shared<io::PosixFileSystem>();
   options.background_compaction = false;
   options.compaction_threshold = 0.9;
   Result<std::unique_ptr<BlobEngine>> opened = BlobEngine::Open(cfg.dir, options);

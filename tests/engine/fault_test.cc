@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "engine/format.h"
 #include "io/fault_fs.h"
+#include "io/posix_fs.h"
 
 namespace granary::engine::crash {
 namespace {
@@ -62,7 +63,8 @@ class FaultRun {
   FaultRun(const std::string& name, uint64_t seed, FaultConfig config)
       : rng_(seed),
         config_(config),
-        fs_(std::make_shared<io::FaultInjectionFileSystem>(io::DefaultFileSystem())),
+        fs_(std::make_shared<io::FaultInjectionFileSystem>(
+            std::make_shared<io::PosixFileSystem>())),
         oracle_(kKeys),
         history_(kKeys, std::vector<ValueSpec>{ValueSpec::Absent()}) {
     dir_ = MakeTempDir("granary-fault-" + name, 256 << 20);
