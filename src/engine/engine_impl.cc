@@ -144,7 +144,7 @@ Status EngineImpl::PrepareRecord(PendingRecord* rec) const {
   char* img = rec->image.get();
   std::memset(img, 0, l.value_offset);
   std::memcpy(img + kHeaderSize, rec->key.data(), rec->key.size());
-  std::memcpy(img + l.value_offset, rec->value.data(), rec->value.size());
+  if (!rec->value.empty()) std::memcpy(img + l.value_offset, rec->value.data(), rec->value.size());
   ComputeValueCrcs(rec->value, reinterpret_cast<uint32_t*>(img + l.crcs_offset));
   uint64_t tail = l.crcs_offset + 4 * blocks;
   std::memset(img + tail, 0, l.size - tail);

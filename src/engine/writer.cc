@@ -214,8 +214,9 @@ Status EngineImpl::WriteGroup(std::vector<WriteRequest*>& group) {
         char* p = buffer_.data() + at;
         EncodeHeader(h, rec.key, p);
         std::memcpy(p + kHeaderSize, rec.key.data(), rec.key.size());
-        std::memcpy(p + l.value_offset, rec.value.data(), rec.value.size());
-        std::memcpy(p + l.crcs_offset, rec.crcs.data(), rec.crcs.size());
+        // An empty value or checksum list may have a null data pointer: copy nothing then.
+        if (!rec.value.empty()) std::memcpy(p + l.value_offset, rec.value.data(), rec.value.size());
+        if (!rec.crcs.empty()) std::memcpy(p + l.crcs_offset, rec.crcs.data(), rec.crcs.size());
         uint64_t tail = l.crcs_offset + rec.crcs.size();
         std::memset(p + tail, 0, l.size - tail);
         rec.loc = Location{active_->id, static_cast<uint32_t>(cur / 8), h.size8};
