@@ -84,15 +84,9 @@ Status EngineImpl::Scan(const std::function<bool(std::string_view, const BlobInf
     SegmentScanner scanner(seg->file.get(), 0, seg->end.load(), /*load_values=*/false);
     ScannedRecord r;
     for (;;) {
-      SegmentScanner::Outcome o = scanner.Next(&r);
+      SegmentScanner::Outcome o = scanner.NextReadable(&r);
       if (o == SegmentScanner::Outcome::kEnd) break;
       if (o == SegmentScanner::Outcome::kIOError) return scanner.status();
-      if (o == SegmentScanner::Outcome::kBadHeader) {
-        std::optional<uint64_t> next = scanner.FindNextHeader(r.offset + 8);
-        if (!next) break;
-        scanner.Seek(*next);
-        continue;
-      }
       if (r.header.type != RecordType::kPut) continue;
       Location here{seg->id, static_cast<uint32_t>(r.offset / 8), r.header.size8};
       if (index_.Find(HashKey(r.key)) != here) continue;

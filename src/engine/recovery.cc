@@ -34,16 +34,9 @@ uint64_t MaxGroupFrom(io::File* file, uint64_t from, uint64_t end) {
   uint64_t max_group = 0;
   ScannedRecord r;
   for (;;) {
-    SegmentScanner::Outcome o = scanner.Next(&r);
-    if (o == SegmentScanner::Outcome::kRecord || o == SegmentScanner::Outcome::kBadValue) {
-      max_group = std::max(max_group, r.header.group);
-    } else if (o == SegmentScanner::Outcome::kBadHeader) {
-      std::optional<uint64_t> next = scanner.FindNextHeader(r.offset + 8);
-      if (!next) break;
-      scanner.Seek(*next);
-    } else {
-      break;
-    }
+    SegmentScanner::Outcome o = scanner.NextReadable(&r);
+    if (o != SegmentScanner::Outcome::kRecord && o != SegmentScanner::Outcome::kBadValue) break;
+    max_group = std::max(max_group, r.header.group);
   }
   return max_group;
 }

@@ -58,6 +58,16 @@ SegmentScanner::Outcome SegmentScanner::Next(ScannedRecord* out) {
   return Outcome::kRecord;
 }
 
+SegmentScanner::Outcome SegmentScanner::NextReadable(ScannedRecord* out) {
+  for (;;) {
+    Outcome o = Next(out);
+    if (o != Outcome::kBadHeader) return o;
+    std::optional<uint64_t> next = FindNextHeader(out->offset + 8);
+    if (!next) return status_.ok() ? Outcome::kEnd : Outcome::kIOError;
+    Seek(*next);
+  }
+}
+
 bool SegmentScanner::ValidHeaderAt(uint64_t pos) {
   if (!Fill(pos, kHeaderSize)) return false;
   Result<RecordHeader> fixed = DecodeHeader(At(pos), {});

@@ -37,6 +37,10 @@ class SegmentScanner {
 
   Outcome Next(ScannedRecord* out);
 
+  // Like Next, but steps over bytes that do not hold a valid header to the next valid one, so
+  // it never returns kBadHeader (kEnd when no valid header follows).
+  Outcome NextReadable(ScannedRecord* out);
+
   // Moves to `pos` (a multiple of 8).
   void Seek(uint64_t pos) { pos_ = pos; }
   uint64_t position() const { return pos_; }
