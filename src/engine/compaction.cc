@@ -106,8 +106,7 @@ Status EngineImpl::CompactSegment(const std::shared_ptr<Segment>& seg) {
       rec.move_from = sources[i];
       rec.tombstone_copy = op.is_delete;
       RETURN_IF_ERROR(PrepareRecord(&rec));
-      req.bytes += LayoutFor(op.key.size(), op.value.size(), rec.direct).size +
-                   (rec.direct ? 2 * io::kDirectAlignment : 0);
+      req.bytes += rec.LogBytes();
     }
     RETURN_IF_ERROR(Submit(&req));
     copies.Clear();

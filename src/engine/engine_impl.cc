@@ -22,6 +22,14 @@ Status CheckKey(std::string_view key) {
   return Status::OK();
 }
 
+Status CheckValue(std::string_view value) {
+  if (value.size() > kMaxValueSize) {
+    return Status::InvalidArgument("value of " + std::to_string(value.size()) +
+                                   " bytes is too large: the limit is 1 GiB; split it");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 void WriteBatch::Put(std::string_view key, std::string_view value) {
@@ -157,19 +165,14 @@ Status EngineImpl::BuildRequest(const WriteBatch& batch, WriteRequest* req) {
   for (size_t i = 0; i < batch.size(); ++i) {
     const WriteBatch::Op& op = batch.ops()[i];
     RETURN_IF_ERROR(CheckKey(op.key));
-    if (op.value.size() > kMaxValueSize) {
-      return Status::InvalidArgument("value of " + std::to_string(op.value.size()) +
-                                     " bytes is too large: the limit is 1 GiB; split it");
-    }
+    RETURN_IF_ERROR(CheckValue(op.value));
     PendingRecord& rec = req->records[i];
     rec.type = op.is_delete ? RecordType::kDelete : RecordType::kPut;
     rec.key = op.key;
     rec.value = op.value;
     if (i + 1 < batch.size()) rec.flags = kFlagBatchContinues;
     RETURN_IF_ERROR(PrepareRecord(&rec));
-    // Room for the record plus, for a direct one, the padding that aligns it.
-    req->bytes += LayoutFor(op.key.size(), op.value.size(), rec.direct).size +
-                  (rec.direct ? 2 * io::kDirectAlignment : 0);
+    req->bytes += rec.LogBytes();
   }
   return Status::OK();
 }
@@ -206,18 +209,14 @@ Status EngineImpl::Submit(WriteRequest* req) {
 
 Status EngineImpl::Put(std::string_view key, std::string_view value) {
   RETURN_IF_ERROR(CheckKey(key));
-  if (value.size() > kMaxValueSize) {
-    return Status::InvalidArgument("value of " + std::to_string(value.size()) +
-                                   " bytes is too large: the limit is 1 GiB; split it");
-  }
+  RETURN_IF_ERROR(CheckValue(value));
   WriteRequest req;
   req.records.resize(1);
   PendingRecord& rec = req.records[0];
   rec.key = key;
   rec.value = value;
   RETURN_IF_ERROR(PrepareRecord(&rec));
-  req.bytes = LayoutFor(key.size(), value.size(), rec.direct).size +
-              (rec.direct ? 2 * io::kDirectAlignment : 0);
+  req.bytes = rec.LogBytes();
   return Submit(&req);
 }
 
@@ -228,7 +227,7 @@ Status EngineImpl::Delete(std::string_view key) {
   req.records[0].type = RecordType::kDelete;
   req.records[0].key = key;
   RETURN_IF_ERROR(PrepareRecord(&req.records[0]));
-  req.bytes = LayoutFor(key.size(), 0, false).size;
+  req.bytes = req.records[0].LogBytes();
   return Submit(&req);
 }
 

@@ -55,6 +55,13 @@ struct PendingRecord {
   // Set by the writer.
   bool skipped = false;
   Location loc;
+
+  // Upper bound of the log bytes the record takes, including, for a direct record, the
+  // padding that aligns it.
+  uint64_t LogBytes() const {
+    return LayoutFor(key.size(), value.size(), direct).size +
+           (direct ? 2 * io::kDirectAlignment : 0);
+  }
 };
 
 // One WriteBatch (or compaction copy) waiting for the writer.
