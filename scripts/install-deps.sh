@@ -8,7 +8,9 @@ packages=(
   libboost1.81-dev liburing-dev libisal-dev librocksdb-dev libxxhash-dev libssl-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  fio python3
+  protobuf-compiler libprotobuf-dev pybind11-dev python3-dev
+  fio python3 python3-pytest python3-numpy
+  python3-boto3 awscli s3cmd rclone curl
 )
 
 missing=()

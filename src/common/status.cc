@@ -17,6 +17,17 @@ std::string_view CodeName(Code code) {
     case Code::kNotSupported: return "not_supported";
     case Code::kAlreadyExists: return "already_exists";
     case Code::kInternal: return "internal";
+    case Code::kPreconditionFailed: return "precondition_failed";
+    case Code::kNotModified: return "not_modified";
+    case Code::kUnauthenticated: return "unauthenticated";
+    case Code::kPermissionDenied: return "permission_denied";
+    case Code::kNoSuchBucket: return "no_such_bucket";
+    case Code::kNoSuchUpload: return "no_such_upload";
+    case Code::kBucketNotEmpty: return "bucket_not_empty";
+    case Code::kInvalidRange: return "invalid_range";
+    case Code::kBadDigest: return "bad_digest";
+    case Code::kInvalidPart: return "invalid_part";
+    case Code::kEntityTooSmall: return "entity_too_small";
   }
   return "unknown";
 }

@@ -1,0 +1,111 @@
+// granary::Client: the native C++ client. It speaks Granary's own protocol (framed protobuf
+// headers with raw payloads over TCP, docs/formats/rpc.md) to a server's --listen address and
+// offers every ObjectApi operation, plus batches of many small objects in one round trip and
+// large objects moved in parallel chunks.
+//
+//   ASSIGN_OR_RETURN(auto client, granary::Client::Connect("127.0.0.1:9100", {key, secret}));
+//   RETURN_IF_ERROR(client->Put("bucket", "a/b", bytes).status());
+//   ASSIGN_OR_RETURN(std::string data, client->Get("bucket", "a/b"));
+//
+// Thread-safe: one Client may be used by any number of threads at once; it keeps a pool of
+// connections and sends each request on a free one. Every failure is a Status: the server's code
+// and message for refused requests, kUnavailable when the server cannot be reached (after
+// ClientOptions::retries reconnect attempts for idempotent requests), kUnauthenticated for wrong
+// credentials.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "granary/object_api.h"
+#include "granary/status.h"
+
+namespace granary {
+
+struct Credentials {
+  std::string access_key;
+  std::string secret_key;
+};
+
+struct ClientOptions {
+  // Connections kept open to the server; also the most requests in flight at once.
+  int max_connections = 16;
+  // Objects larger than this move as parallel ranged requests of this size.
+  uint64_t chunk_bytes = 4ull << 20;
+  // Chunks of one large object in flight at once.
+  int parallel_chunks = 8;
+  // Per-request deadline; kUnavailable once it passes. 0: none.
+  int64_t timeout_ms = 60'000;
+  // Reconnect attempts for idempotent requests after a broken connection.
+  int retries = 3;
+};
+
+class Client : public ObjectApi {
+ public:
+  // Connects to "host:port" and authenticates. kUnavailable if nothing answers there,
+  // kUnauthenticated if the server refuses the credentials.
+  static Result<std::unique_ptr<Client>> Connect(std::string_view address,
+                                                 const Credentials& credentials,
+                                                 const ClientOptions& options = {});
+  ~Client() override;
+
+  // Many small objects in one round trip (per connection's worth of bytes). One result per item,
+  // in order; missing keys are kNotFound results, not a failed call.
+  std::vector<Result<ObjectInfo>> PutMany(std::string_view bucket,
+                                          std::span<const PutItem> items) override;
+  std::vector<Result<std::string>> GetMany(std::string_view bucket,
+                                           std::span<const std::string> keys) override;
+  std::vector<Status> DeleteMany(std::string_view bucket,
+                                 std::span<const std::string> keys) override;
+
+  // Each buffer receives the whole of its object; one result per key: the object's size, or
+  // kNotFound, or kInvalidArgument if its buffer is too small. One round trip.
+  std::vector<Result<size_t>> GetManyInto(std::string_view bucket,
+                                          std::span<const std::string> keys,
+                                          std::span<const std::span<char>> buffers);
+
+  Status CreateBucket(std::string_view bucket) override;
+  Status DeleteBucket(std::string_view bucket) override;
+  Result<BucketInfo> HeadBucket(std::string_view bucket) override;
+  Result<std::vector<BucketInfo>> ListBuckets() override;
+  Result<std::unique_ptr<ObjectWriter>> BeginPut(std::string_view bucket, std::string_view key,
+                                                 PutOptions options) override;
+  Result<std::unique_ptr<ObjectReader>> Open(std::string_view bucket, std::string_view key,
+                                             const GetOptions& options) override;
+  Result<ObjectInfo> Head(std::string_view bucket, std::string_view key,
+                          const GetOptions& options) override;
+  Status Delete(std::string_view bucket, std::string_view key) override;
+  Result<ObjectInfo> Copy(std::string_view src_bucket, std::string_view src_key,
+                          std::string_view dst_bucket, std::string_view dst_key,
+                          const CopyOptions& options) override;
+  Result<ListResult> List(std::string_view bucket, const ListOptions& options) override;
+  Result<std::string> CreateMultipartUpload(std::string_view bucket, std::string_view key,
+                                            PutOptions options) override;
+  Result<std::unique_ptr<ObjectWriter>> UploadPart(std::string_view bucket, std::string_view key,
+                                                   std::string_view upload_id, int part_number,
+                                                   std::string content_md5,
+                                                   uint64_t expected_size) override;
+  Result<ObjectInfo> CompleteMultipartUpload(std::string_view bucket, std::string_view key,
+                                             std::string_view upload_id,
+                                             std::span<const CompletedPart> parts,
+                                             const Conditions& conditions) override;
+  Status AbortMultipartUpload(std::string_view bucket, std::string_view key,
+                              std::string_view upload_id) override;
+  Result<ListPartsResult> ListParts(std::string_view bucket, std::string_view key,
+                                    std::string_view upload_id, int part_number_marker,
+                                    int max_parts) override;
+  Result<ListUploadsResult> ListMultipartUploads(std::string_view bucket,
+                                                 const ListUploadsOptions& options) override;
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace granary

@@ -1,0 +1,1 @@
+// Stands in for a part whose sources are not written yet (see granary_part in CMakeLists.txt).
