@@ -67,6 +67,8 @@ struct EngineOptions {
 class WriteBatch {
  public:
   void Put(std::string_view key, std::string_view value);
+  // Put that takes ownership of `value` instead of copying it (large chunks).
+  void PutOwned(std::string_view key, std::string value);
   void Delete(std::string_view key);
   size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }

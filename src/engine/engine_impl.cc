@@ -37,6 +37,11 @@ void WriteBatch::Put(std::string_view key, std::string_view value) {
   bytes_ += key.size() + value.size();
 }
 
+void WriteBatch::PutOwned(std::string_view key, std::string value) {
+  bytes_ += key.size() + value.size();
+  ops_.push_back(Op{false, std::string(key), std::move(value)});
+}
+
 void WriteBatch::Delete(std::string_view key) {
   ops_.push_back(Op{true, std::string(key), {}});
   bytes_ += key.size();

@@ -1,0 +1,462 @@
+// ObjectStore: opening, buckets, commits, versions, garbage and the reclaimer.
+#include "meta/object_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/options_util.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/hash.h"
+#include "common/logging.h"
+#include "common/names.h"
+#include "meta/keys.h"
+#include "meta/records.h"
+#include "meta/rocks.h"
+
+namespace granary::meta {
+namespace {
+
+// Versions are reserved in blocks, persisted once per block, so that a version is never reused
+// across restarts while costing one synced write per million versions.
+constexpr uint64_t kVersionBlock = 1 << 20;
+
+}  // namespace
+
+ObjectStore::ObjectStore(ObjectStoreOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : SystemClock::Default()) {}
+
+ObjectStore::~ObjectStore() { Close().IgnoreError(); }
+
+Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(ObjectStoreOptions options) {
+  if (!options.blobs) return Status::InvalidArgument("ObjectStore needs a BlobStore");
+  if (options.chunk_bytes < 64 * 1024 || options.chunk_bytes > (1ull << 30)) {
+    return Status::InvalidArgument("chunk size must be between 64 KiB and 1 GiB");
+  }
+  if (options.inline_max_bytes > 64 * 1024) {
+    return Status::InvalidArgument("inline objects are limited to 64 KiB");
+  }
+  std::unique_ptr<ObjectStore> store(new ObjectStore(std::move(options)));
+  RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+Status ObjectStore::Init() {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.max_background_jobs = 2;
+  opts.bytes_per_sync = 1 << 20;
+  opts.compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::Status s = rocksdb::DB::Open(opts, options_.dir, &db_);
+  if (!s.ok()) {
+    return FromRocks(s, "opening the namespace in " + options_.dir +
+                            " (is another server using this data directory?)");
+  }
+  // Versions: start after the last reserved block.
+  std::string value;
+  s = db_->Get(rocksdb::ReadOptions(), std::string(kVersionKey), &value);
+  if (s.ok() && value.size() == 8) {
+    next_version_ = version_limit_ = GetBigEndian64(value);
+  } else if (s.IsNotFound()) {
+    next_version_ = version_limit_ = 1;
+  } else {
+    return FromRocks(s, "reading the version counter");
+  }
+  // Garbage sequence: after the last garbage record.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(GarbageKey(UINT64_MAX));
+  if (it->Valid() && it->key().size() == 9 && it->key()[0] == kGarbageKind) {
+    garbage_seq_ = GetBigEndian64(std::string_view(it->key().data() + 1, 8)) + 1;
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scanning garbage"));
+  it.reset();
+  RETURN_IF_ERROR(RecoverIntents());
+  if (options_.background_reclaim) reclaimer_ = std::thread([this] { ReclaimLoop(); });
+  {
+    std::lock_guard<std::mutex> lock(reclaim_mu_);
+    reclaim_wanted_ = true;
+  }
+  reclaim_cv_.notify_all();
+  return Status::OK();
+}
+
+Status ObjectStore::Close() {
+  if (closed_.exchange(true)) return Status::OK();
+  {
+    std::lock_guard<std::mutex> lock(reclaim_mu_);
+    reclaim_stop_ = true;
+  }
+  reclaim_cv_.notify_all();
+  if (reclaimer_.joinable()) reclaimer_.join();
+  Status result;
+  if (db_ != nullptr) {
+    rocksdb::Status s = db_->SyncWAL();
+    if (!s.ok()) result = FromRocks(s, "syncing the namespace log");
+    s = db_->Close();
+    if (!s.ok() && result.ok()) result = FromRocks(s, "closing the namespace");
+    delete db_;
+    db_ = nullptr;
+  }
+  Status b = options_.blobs->Close();
+  return result.ok() ? b : result;
+}
+
+uint64_t ObjectStore::NowNs() const { return clock_->WallMicros() * 1000; }
+
+Result<uint64_t> ObjectStore::NextVersion() {
+  std::lock_guard<std::mutex> lock(version_mu_);
+  if (next_version_ == version_limit_) {
+    std::string value;
+    PutBigEndian64(&value, version_limit_ + kVersionBlock);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    RETURN_IF_ERROR(FromRocks(db_->Put(wo, std::string(kVersionKey), value), "reserving versions"));
+    version_limit_ += kVersionBlock;
+  }
+  return next_version_++;
+}
+
+std::mutex& ObjectStore::KeyLock(std::string_view bucket, std::string_view key) {
+  KeyHash h = HashKey(ObjectKey(bucket, key));
+  return key_locks_[h.lo % kKeyLocks];
+}
+
+std::mutex& ObjectStore::UploadLock(std::string_view upload_id) {
+  return upload_locks_[HashKey(upload_id).lo % kKeyLocks];
+}
+
+Status ObjectStore::WriteSynced(rocksdb::WriteBatch* batch) {
+  if (closed_) return Status::Unavailable("the object store is closed");
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  return FromRocks(db_->Write(wo, batch), "committing to the namespace");
+}
+
+// Buckets -------------------------------------------------------------------------------------
+
+Status ObjectStore::CheckBucket(std::string_view bucket) {
+  RETURN_IF_ERROR(ValidateBucketName(bucket));
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
+  if (s.IsNotFound()) {
+    return Status::NoSuchBucket("bucket \"" + std::string(bucket) + "\" does not exist");
+  }
+  return FromRocks(s, "reading bucket");
+}
+
+Status ObjectStore::CreateBucket(std::string_view bucket) {
+  RETURN_IF_ERROR(ValidateBucketName(bucket));
+  MutexLock lock(&bucket_mu_);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
+  if (s.ok()) {
+    return Status::AlreadyExists("bucket \"" + std::string(bucket) + "\" already exists");
+  }
+  if (!s.IsNotFound()) return FromRocks(s, "reading bucket");
+  proto::BucketRecord record;
+  record.set_created_ns(NowNs());
+  rocksdb::WriteBatch batch;
+  batch.Put(BucketKey(bucket), record.SerializeAsString());
+  return WriteSynced(&batch);
+}
+
+Status ObjectStore::DeleteBucket(std::string_view bucket) {
+  RETURN_IF_ERROR(CheckBucket(bucket));
+  MutexLock lock(&bucket_mu_);
+  for (const std::string& prefix : {ObjectPrefix(bucket), UploadPrefix(bucket)}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(prefix);
+    if (it->Valid() && it->key().starts_with(prefix)) {
+      return Status(Code::kBucketNotEmpty,
+                    "bucket \"" + std::string(bucket) + "\" is not empty: delete its objects" +
+                        (prefix[0] == 'U' ? " and abort its multipart uploads" : "") + " first");
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning bucket"));
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(BucketKey(bucket));
+  return WriteSynced(&batch);
+}
+
+Result<BucketInfo> ObjectStore::HeadBucket(std::string_view bucket) {
+  RETURN_IF_ERROR(ValidateBucketName(bucket));
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
+  if (s.IsNotFound()) {
+    return Status::NoSuchBucket("bucket \"" + std::string(bucket) + "\" does not exist");
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading bucket"));
+  proto::BucketRecord record;
+  if (!record.ParseFromString(value)) return Status::Corruption("bucket record does not parse");
+  return BucketInfo{std::string(bucket), record.created_ns()};
+}
+
+Result<std::vector<BucketInfo>> ObjectStore::ListBuckets() {
+  std::vector<BucketInfo> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string prefix(1, kBucketKind);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    proto::BucketRecord record;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption("bucket record does not parse");
+    }
+    out.push_back({it->key().ToString().substr(1), record.created_ns()});
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "listing buckets"));
+  return out;
+}
+
+// Records and commits --------------------------------------------------------------------------
+
+Result<std::optional<proto::ObjectRecord>> ObjectStore::GetRecord(std::string_view bucket,
+                                                                  std::string_view key) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ObjectKey(bucket, key), &value);
+  if (s.IsNotFound()) return std::optional<proto::ObjectRecord>();
+  RETURN_IF_ERROR(FromRocks(s, "reading object record"));
+  proto::ObjectRecord record;
+  if (!record.ParseFromString(value)) {
+    return Status::Corruption("the record of object \"" + std::string(key) + "\" does not parse");
+  }
+  return std::optional<proto::ObjectRecord>(std::move(record));
+}
+
+Result<ObjectInfo> ObjectStore::CommitObject(std::string_view bucket, std::string_view key,
+                                             proto::ObjectRecord record,
+                                             const Conditions& conditions,
+                                             std::span<const uint64_t> intent_versions,
+                                             rocksdb::WriteBatch* extra) {
+  GarbageScope garbage_scope(this);
+  ReaderLock bucket_lock(&bucket_mu_);
+  RETURN_IF_ERROR(CheckBucket(bucket));
+  std::lock_guard<std::mutex> key_lock(KeyLock(bucket, key));
+  ASSIGN_OR_RETURN(std::optional<proto::ObjectRecord> old, GetRecord(bucket, key));
+  if (!conditions.empty()) {
+    std::optional<ObjectInfo> current;
+    if (old) current = InfoOf(bucket, key, *old);
+    RETURN_IF_ERROR(CheckWriteConditions(current ? &*current : nullptr, conditions));
+  }
+  rocksdb::WriteBatch local;
+  rocksdb::WriteBatch* batch = extra ? extra : &local;
+  batch->Put(ObjectKey(bucket, key), record.SerializeAsString());
+  for (uint64_t v : intent_versions) batch->Delete(IntentKey(v));
+  if (old && old->runs_size() > 0) {
+    AddGarbage(batch, RunsOf(*old));
+  }
+  RETURN_IF_ERROR(WriteSynced(batch));
+  return InfoOf(bucket, key, record);
+}
+
+Status ObjectStore::Delete(std::string_view bucket, std::string_view key) {
+  RETURN_IF_ERROR(ValidateObjectKey(key));
+  GarbageScope garbage_scope(this);
+  ReaderLock bucket_lock(&bucket_mu_);
+  RETURN_IF_ERROR(CheckBucket(bucket));
+  std::lock_guard<std::mutex> key_lock(KeyLock(bucket, key));
+  ASSIGN_OR_RETURN(std::optional<proto::ObjectRecord> old, GetRecord(bucket, key));
+  if (!old) return Status::NotFound("object \"" + std::string(key) + "\" does not exist");
+  rocksdb::WriteBatch batch;
+  batch.Delete(ObjectKey(bucket, key));
+  if (old->runs_size() > 0) {
+    AddGarbage(&batch, RunsOf(*old));
+  }
+  return WriteSynced(&batch);
+}
+
+std::vector<Status> ObjectStore::DeleteMany(std::string_view bucket,
+                                            std::span<const std::string> keys) {
+  std::vector<Status> out;
+  out.reserve(keys.size());
+  for (const std::string& key : keys) out.push_back(Delete(bucket, key));
+  return out;
+}
+
+// Intents and garbage ---------------------------------------------------------------------------
+
+Status ObjectStore::WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks) {
+  proto::IntentRecord intent;
+  intent.set_version(version);
+  intent.set_chunk_bytes(chunk_bytes);
+  intent.set_max_chunks(max_chunks);
+  intent.set_started_ns(NowNs());
+  // Not synced: the intent reaches the disk with the log before any commit that follows it,
+  // and a kill -9 keeps it (RocksDB has written it to the file). See docs/formats/meta.md for
+  // what a power loss can leave behind.
+  rocksdb::WriteOptions wo;
+  return FromRocks(db_->Put(wo, IntentKey(version), intent.SerializeAsString()),
+                   "recording an upload");
+}
+
+// Sequences of the garbage records this thread added in its open GarbageScopes.
+thread_local std::vector<uint64_t> t_pending_garbage;
+
+ObjectStore::GarbageScope::GarbageScope(ObjectStore* store)
+    : store_(store), mark_(t_pending_garbage.size()) {}
+
+ObjectStore::GarbageScope::~GarbageScope() {
+  if (t_pending_garbage.size() == mark_) return;
+  {
+    std::lock_guard<std::mutex> lock(store_->readers_mu_);
+    for (size_t i = mark_; i < t_pending_garbage.size(); ++i) {
+      auto it = store_->pending_garbage_.find(t_pending_garbage[i]);
+      if (it != store_->pending_garbage_.end()) store_->pending_garbage_.erase(it);
+    }
+  }
+  t_pending_garbage.resize(mark_);
+  std::lock_guard<std::mutex> lock(store_->reclaim_mu_);
+  store_->reclaim_wanted_ = true;
+  store_->reclaim_cv_.notify_all();
+}
+
+void ObjectStore::AddGarbage(rocksdb::WriteBatch* batch, std::span<const proto::DataRun> runs) {
+  proto::GarbageRecord garbage;
+  for (const proto::DataRun& run : runs) *garbage.add_runs() = run;
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    seq = garbage_seq_.fetch_add(1);
+    pending_garbage_.insert(seq);
+  }
+  t_pending_garbage.push_back(seq);
+  batch->Put(GarbageKey(seq), garbage.SerializeAsString());
+  {
+    std::lock_guard<std::mutex> lock(reclaim_mu_);
+    reclaim_wanted_ = true;
+  }
+  reclaim_cv_.notify_all();
+}
+
+void ObjectStore::AbandonIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks) {
+  proto::DataRun run;
+  run.set_version(version);
+  run.set_chunk_bytes(chunk_bytes);
+  run.set_size(chunk_bytes * max_chunks);
+  GarbageScope garbage_scope(this);
+  rocksdb::WriteBatch batch;
+  batch.Delete(IntentKey(version));
+  AddGarbage(&batch, std::span<const proto::DataRun>(&run, 1));
+  Status st = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "abandoning an upload");
+  if (!st.ok()) GLOG_WARN("abandoned upload {} not reclaimed: {}", version, st.ToString());
+}
+
+Status ObjectStore::RecoverIntents() {
+  GarbageScope garbage_scope(this);
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string prefix(1, kIntentKind);
+  uint64_t found = 0;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    proto::IntentRecord intent;
+    if (!intent.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption("an upload intent record does not parse");
+    }
+    proto::DataRun run;
+    run.set_version(intent.version());
+    run.set_chunk_bytes(intent.chunk_bytes());
+    run.set_size(intent.chunk_bytes() * intent.max_chunks());
+    batch.Delete(it->key());
+    AddGarbage(&batch, std::span<const proto::DataRun>(&run, 1));
+    ++found;
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scanning upload intents"));
+  if (found == 0) return Status::OK();
+  GLOG_INFO("{} uploads were interrupted before they committed: their data is reclaimed", found);
+  return WriteSynced(&batch);
+}
+
+uint64_t ObjectStore::RegisterReader() {
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  uint64_t seq = garbage_seq_.load();
+  if (!pending_garbage_.empty()) seq = std::min(seq, *pending_garbage_.begin());
+  readers_.insert(seq);
+  return seq;
+}
+
+void ObjectStore::UnregisterReader(uint64_t seq) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    auto it = readers_.find(seq);
+    if (it != readers_.end()) readers_.erase(it);
+    wake = readers_.empty() || *readers_.begin() > seq;
+  }
+  if (wake) {
+    std::lock_guard<std::mutex> lock(reclaim_mu_);
+    reclaim_wanted_ = true;
+    reclaim_cv_.notify_all();
+  }
+}
+
+Result<uint64_t> ObjectStore::ReclaimGarbage() {
+  if (closed_) return Status::Unavailable("the object store is closed");
+  uint64_t limit;
+  {
+    // Garbage at or after the oldest reader's sequence may hold data that reader still reads.
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    limit = readers_.empty() ? garbage_seq_.load() : *readers_.begin();
+  }
+  uint64_t blobs = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string prefix(1, kGarbageKind);
+  std::string end = GarbageKey(limit);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && it->key().compare(end) < 0;
+       it->Next()) {
+    proto::GarbageRecord garbage;
+    if (!garbage.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      GLOG_ERROR("garbage record does not parse; dropping it");
+    }
+    std::vector<std::string> keys;
+    for (const proto::DataRun& run : garbage.runs()) {
+      uint64_t chunks = ChunkCount(run);
+      for (uint64_t c = 0; c < chunks; ++c) keys.push_back(BlobKey(run.version(), c));
+    }
+    RETURN_IF_ERROR(options_.blobs->DeleteMany(keys));
+    // The blobs are gone (durably); forgetting the record need not be synced: doing it twice
+    // after a crash is harmless.
+    RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), it->key()), "reclaiming"));
+    blobs += keys.size();
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scanning garbage"));
+  reclaimed_blobs_ += blobs;
+  return blobs;
+}
+
+void ObjectStore::ReclaimLoop() {
+  std::unique_lock<std::mutex> lock(reclaim_mu_);
+  while (!reclaim_stop_) {
+    reclaim_cv_.wait(lock, [&] { return reclaim_stop_ || reclaim_wanted_; });
+    if (reclaim_stop_) break;
+    reclaim_wanted_ = false;
+    lock.unlock();
+    auto result = ReclaimGarbage();
+    if (!result.ok()) GLOG_WARN("reclaiming garbage: {}", result.status().ToString());
+    lock.lock();
+  }
+}
+
+ObjectStoreStats ObjectStore::Stats() {
+  ObjectStoreStats s;
+  if (closed_) return s;
+  uint64_t v = 0;
+  if (db_->GetIntProperty("rocksdb.estimate-num-keys", &v)) s.objects = v;
+  if (db_->GetIntProperty("rocksdb.total-sst-files-size", &v)) s.meta_disk_bytes = v;
+  uint64_t mem = 0;
+  if (db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &v)) mem += v;
+  if (db_->GetIntProperty("rocksdb.estimate-table-readers-mem", &v)) mem += v;
+  if (db_->GetIntProperty("rocksdb.block-cache-usage", &v)) mem += v;
+  s.meta_memory_bytes = mem;
+  auto buckets = ListBuckets();
+  if (buckets.ok()) s.buckets = buckets->size();
+  s.reclaimed_blobs = reclaimed_blobs_;
+  s.blobs = options_.blobs->Stats();
+  return s;
+}
+
+}  // namespace granary::meta

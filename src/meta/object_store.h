@@ -1,0 +1,215 @@
+// ObjectStore: the namespace of buckets and objects, kept in RocksDB, over a BlobStore that
+// holds the data. It implements ObjectApi (include/granary/object_api.h) in-process; the S3
+// gateway and the native protocol's service call it on a single node.
+//
+// Records and keys are specified in docs/formats/meta.md. In short: every key of a bucket starts
+// with the bucket's name, so one bucket (later: one partition) is one contiguous key range, and
+// listing a prefix, with or without a delimiter, is one range scan. An object's record holds its
+// size, ETag, content type, metadata, times and where its data is: inline in the record (up to
+// inline_max_bytes), or runs of blobs of chunk_bytes each.
+//
+// A write stores its data first, then commits the record with one synced RocksDB write; a reader
+// sees the old object or the new one, never a mix. Data that no record refers to any more (an
+// overwritten or deleted object, an abandoned upload) becomes garbage, deleted in the background
+// once no open reader can still need it. An upload in progress is announced by an intent record
+// before its first blob is written, so that after a crash its blobs are found and reclaimed.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/mutex.h"
+#include "granary/object_api.h"
+#include "replication/blob_store.h"
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace granary::proto {
+class ObjectRecord;
+class DataRun;
+}  // namespace granary::proto
+
+namespace granary::meta {
+
+struct ObjectStoreOptions {
+  std::string dir;  // the RocksDB directory of the namespace
+  std::shared_ptr<replication::BlobStore> blobs;
+  Clock* clock = nullptr;  // SystemClock when null
+  // Objects up to this size live inline in their record.
+  uint64_t inline_max_bytes = 4096;
+  // Larger objects are stored in blobs of this many bytes (the last one shorter).
+  uint64_t chunk_bytes = 4ull << 20;
+  // Blobs of one upload being written at once.
+  int chunks_in_flight = 4;
+  // Sync RocksDB's log at every commit (acknowledged writes survive power loss).
+  bool sync = true;
+  // RocksDB block cache.
+  uint64_t block_cache_bytes = 256ull << 20;
+  // Run the background reclaimer; when false, only ReclaimGarbage() deletes garbage.
+  bool background_reclaim = true;
+};
+
+struct ObjectStoreStats {
+  uint64_t buckets = 0;
+  uint64_t objects = 0;           // RocksDB's estimate
+  uint64_t meta_disk_bytes = 0;   // RocksDB's files
+  uint64_t meta_memory_bytes = 0; // memtables, block cache and table readers
+  uint64_t garbage_records = 0;   // pending reclaim
+  uint64_t reclaimed_blobs = 0;   // since open
+  replication::BlobStoreStats blobs;
+};
+
+class ObjectStore final : public ObjectApi {
+ public:
+  // Opens the namespace in options.dir (creating it), turns the intents of uploads interrupted
+  // by a crash into garbage, and starts the reclaimer.
+  static Result<std::unique_ptr<ObjectStore>> Open(ObjectStoreOptions options);
+  ~ObjectStore() override;
+
+  Status CreateBucket(std::string_view bucket) override;
+  Status DeleteBucket(std::string_view bucket) override;
+  Result<BucketInfo> HeadBucket(std::string_view bucket) override;
+  Result<std::vector<BucketInfo>> ListBuckets() override;
+
+  Result<std::unique_ptr<ObjectWriter>> BeginPut(std::string_view bucket, std::string_view key,
+                                                 PutOptions options) override;
+  Result<std::unique_ptr<ObjectReader>> Open(std::string_view bucket, std::string_view key,
+                                             const GetOptions& options) override;
+  Result<ObjectInfo> Head(std::string_view bucket, std::string_view key,
+                          const GetOptions& options) override;
+  Status Delete(std::string_view bucket, std::string_view key) override;
+  Result<ObjectInfo> Copy(std::string_view src_bucket, std::string_view src_key,
+                          std::string_view dst_bucket, std::string_view dst_key,
+                          const CopyOptions& options) override;
+  Result<ListResult> List(std::string_view bucket, const ListOptions& options) override;
+
+  std::vector<Result<ObjectInfo>> PutMany(std::string_view bucket,
+                                          std::span<const PutItem> items) override;
+  std::vector<Result<std::string>> GetMany(std::string_view bucket,
+                                           std::span<const std::string> keys) override;
+  std::vector<Status> DeleteMany(std::string_view bucket,
+                                 std::span<const std::string> keys) override;
+
+  Result<std::string> CreateMultipartUpload(std::string_view bucket, std::string_view key,
+                                            PutOptions options) override;
+  Result<std::unique_ptr<ObjectWriter>> UploadPart(std::string_view bucket, std::string_view key,
+                                                   std::string_view upload_id, int part_number,
+                                                   std::string content_md5,
+                                                   uint64_t expected_size) override;
+  Result<ObjectInfo> CompleteMultipartUpload(std::string_view bucket, std::string_view key,
+                                             std::string_view upload_id,
+                                             std::span<const CompletedPart> parts,
+                                             const Conditions& conditions) override;
+  Status AbortMultipartUpload(std::string_view bucket, std::string_view key,
+                              std::string_view upload_id) override;
+  Result<ListPartsResult> ListParts(std::string_view bucket, std::string_view key,
+                                    std::string_view upload_id, int part_number_marker,
+                                    int max_parts) override;
+  Result<ListUploadsResult> ListMultipartUploads(std::string_view bucket,
+                                                 const ListUploadsOptions& options) override;
+
+  // Deletes, now, every garbage record no open reader can need. Returns how many blobs went.
+  Result<uint64_t> ReclaimGarbage();
+  ObjectStoreStats Stats();
+  // Stops the reclaimer and closes RocksDB and the blob store. Later calls fail (kUnavailable).
+  Status Close();
+
+  // Internal pieces (put.cc, read.cc, multipart.cc) reach the store's helpers through these.
+  class Writer;
+  class Reader;
+
+ private:
+  struct ReaderSlot;
+  explicit ObjectStore(ObjectStoreOptions options);
+  Status Init();
+
+  // Helpers shared by the operations (object_store.cc).
+  uint64_t NowNs() const;
+  Result<uint64_t> NextVersion();
+  Status CheckBucket(std::string_view bucket);
+  // The record of an object; nullopt when absent.
+  Result<std::optional<proto::ObjectRecord>> GetRecord(std::string_view bucket,
+                                                       std::string_view key);
+  // Commits `record` as the object (bucket, key): evaluates the write conditions against the
+  // current record, and in one synced write stores the record, deletes `intent_versions` and
+  // turns the replaced object's data into garbage. `extra` is added to the same write.
+  Result<ObjectInfo> CommitObject(std::string_view bucket, std::string_view key,
+                                  proto::ObjectRecord record, const Conditions& conditions,
+                                  std::span<const uint64_t> intent_versions,
+                                  rocksdb::WriteBatch* extra = nullptr);
+  Status WriteSynced(rocksdb::WriteBatch* batch);
+  // Adds a garbage record for `runs` to `batch`.
+  void AddGarbage(rocksdb::WriteBatch* batch, std::span<const proto::DataRun> runs);
+  Status WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks);
+  // The upload's blobs become garbage (a writer that did not commit).
+  void AbandonIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks);
+  // The lock for one object key (or upload), held across the read-check-commit of a write.
+  std::mutex& KeyLock(std::string_view bucket, std::string_view key);
+  // The lock of one multipart upload (taken before a KeyLock, never after).
+  std::mutex& UploadLock(std::string_view upload_id);
+
+  // Garbage records added by this thread stay "pending" until the scope ends (their batch is
+  // written or dropped): a reader that registers meanwhile may have read the record the garbage
+  // replaces, so it must be protected from that garbage too.
+  class GarbageScope {
+   public:
+    explicit GarbageScope(ObjectStore* store);
+    ~GarbageScope();
+    GarbageScope(const GarbageScope&) = delete;
+    GarbageScope& operator=(const GarbageScope&) = delete;
+
+   private:
+    ObjectStore* store_;
+    size_t mark_;
+  };
+
+  // Readers pin garbage: a reader registered at sequence S keeps garbage records >= S.
+  uint64_t RegisterReader();
+  void UnregisterReader(uint64_t seq);
+
+  void ReclaimLoop();
+  Status RecoverIntents();
+
+  const ObjectStoreOptions options_;
+  Clock* const clock_;
+  rocksdb::DB* db_ = nullptr;
+  std::atomic<bool> closed_{false};
+
+  std::mutex version_mu_;
+  uint64_t next_version_ = 0;   // GUARDED_BY(version_mu_)
+  uint64_t version_limit_ = 0;  // GUARDED_BY(version_mu_): persisted block end
+
+  // Commits take it shared; DeleteBucket takes it exclusively so that no object is committed
+  // into a bucket being deleted.
+  Mutex bucket_mu_;
+  static constexpr size_t kKeyLocks = 256;
+  std::mutex key_locks_[kKeyLocks];
+  std::mutex upload_locks_[kKeyLocks];
+
+  std::atomic<uint64_t> garbage_seq_{0};  // next garbage record's sequence
+  std::mutex readers_mu_;
+  std::multiset<uint64_t> readers_;  // GUARDED_BY(readers_mu_)
+  std::multiset<uint64_t> pending_garbage_;  // GUARDED_BY(readers_mu_)
+
+  std::mutex reclaim_mu_;
+  std::condition_variable reclaim_cv_;
+  bool reclaim_stop_ = false;  // GUARDED_BY(reclaim_mu_)
+  bool reclaim_wanted_ = false;  // GUARDED_BY(reclaim_mu_)
+  std::atomic<uint64_t> reclaimed_blobs_{0};
+  std::thread reclaimer_;
+};
+
+}  // namespace granary::meta

@@ -1,0 +1,27 @@
+// LocalBlobStore: the BlobStore of one node, one blob engine per disk directory. Each blob goes to
+// the disk chosen by a hash of its key, so the chunks of one large object spread over every disk.
+// The list of disks is recorded in the first disk (DISKS file) and must not change between
+// starts: a different list would look for blobs on the wrong disks.
+//
+// Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "replication/blob_store.h"
+
+namespace granary::replication {
+
+struct LocalBlobStoreOptions {
+  std::vector<std::string> disks;  // directories, one blob engine each; at least one
+  engine::EngineOptions engine;    // options of every engine
+};
+
+// Opens (creating if needed) an engine in each directory. kInvalidArgument if the directories
+// differ from the ones the store was created with.
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions options);
+
+}  // namespace granary::replication

@@ -1,0 +1,443 @@
+#include "meta/object_store.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <thread>
+
+#include "engine/test_util.h"
+#include "meta/records.h"
+#include "replication/local_blob_store.h"
+
+namespace granary::meta {
+namespace {
+
+using granary::testing::TempDir;
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  return granary::testing::RandomBytes(rng, n);
+}
+
+class ObjectStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+  void TearDown() override {
+    if (store_) {
+      ASSERT_TRUE(store_->Close().ok());
+    }
+  }
+
+  void Reopen(bool background_reclaim = false) {
+    if (store_) {
+      ASSERT_TRUE(store_->Close().ok());
+    }
+    store_.reset();
+    replication::LocalBlobStoreOptions bo;
+    bo.disks = {dir_.path() + "/d0", dir_.path() + "/d1"};
+    auto blobs = replication::OpenLocalBlobStore(bo);
+    ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
+    ObjectStoreOptions o;
+    o.dir = dir_.path() + "/meta";
+    o.blobs = std::move(*blobs);
+    o.chunk_bytes = 64 * 1024;
+    o.inline_max_bytes = 1024;
+    o.background_reclaim = background_reclaim;
+    blobs_ = o.blobs.get();
+    auto s = ObjectStore::Open(std::move(o));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+
+  std::string MustGet(const std::string& key, const GetOptions& o = {}) {
+    auto r = store_->Get("bkt", key, o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : "";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ObjectStore> store_;
+  replication::BlobStore* blobs_ = nullptr;
+};
+
+TEST_F(ObjectStoreTest, BucketsFollowTheRules) {
+  EXPECT_EQ(store_->CreateBucket("Bad_Name").code(), Code::kInvalidArgument);
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  EXPECT_EQ(store_->CreateBucket("bkt").code(), Code::kAlreadyExists);
+  ASSERT_TRUE(store_->CreateBucket("other").ok());
+  auto list = store_->ListBuckets();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "bkt");
+  EXPECT_GT((*list)[0].created_ns, 0);
+  ASSERT_TRUE(store_->Put("bkt", "k", "v").ok());
+  EXPECT_EQ(store_->DeleteBucket("bkt").code(), Code::kBucketNotEmpty);
+  ASSERT_TRUE(store_->Delete("bkt", "k").ok());
+  ASSERT_TRUE(store_->DeleteBucket("bkt").ok());
+  EXPECT_EQ(store_->HeadBucket("bkt").status().code(), Code::kNoSuchBucket);
+  EXPECT_EQ(store_->Put("bkt", "k", "v").status().code(), Code::kNoSuchBucket);
+  EXPECT_EQ(store_->Get("nothere", "k").status().code(), Code::kNoSuchBucket);
+}
+
+TEST_F(ObjectStoreTest, InlineBlobAndChunkedObjectsRoundTripAcrossRestarts) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  std::map<std::string, std::string> objects = {
+      {"empty", ""},
+      {"tiny", "x"},
+      {"inline", RandomBytes(1024, 1)},
+      {"blob", RandomBytes(1025, 2)},
+      {"one-chunk", RandomBytes(64 * 1024, 3)},
+      {"chunks", RandomBytes(64 * 1024 * 5 + 17, 4)},
+  };
+  for (const auto& [k, v] : objects) {
+    PutOptions o;
+    o.content_type = "application/x-test";
+    o.user_metadata = {{"color", "blue"}};
+    auto info = store_->Put("bkt", k, v, o);
+    ASSERT_TRUE(info.ok()) << k << ": " << info.status().ToString();
+    EXPECT_EQ(info->size, v.size());
+    Md5 md5;
+    md5.Update(v);
+    EXPECT_EQ(info->etag, EtagOf(md5.Finish(), 0));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [k, v] : objects) {
+      EXPECT_EQ(MustGet(k), v) << k;
+      auto head = store_->Head("bkt", k, {});
+      ASSERT_TRUE(head.ok());
+      EXPECT_EQ(head->content_type, "application/x-test");
+      EXPECT_EQ(head->user_metadata.at("color"), "blue");
+    }
+    Reopen();
+  }
+}
+
+TEST_F(ObjectStoreTest, RangesAndGetInto) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  std::string v = RandomBytes(64 * 1024 * 3 + 100, 5);
+  ASSERT_TRUE(store_->Put("bkt", "k", v).ok());
+  GetOptions o;
+  o.offset = 64 * 1024 - 10;
+  o.length = 64 * 1024 + 20;  // crosses two chunk boundaries
+  EXPECT_EQ(MustGet("k", o), v.substr(o.offset, o.length));
+  o = {};
+  o.suffix_length = 150;
+  EXPECT_EQ(MustGet("k", o), v.substr(v.size() - 150));
+  o = {};
+  o.offset = 10;
+  o.length = UINT64_MAX;
+  EXPECT_EQ(MustGet("k", o), v.substr(10));
+  o = {};
+  o.offset = v.size();
+  EXPECT_EQ(store_->Get("bkt", "k", o).status().code(), Code::kInvalidRange);
+  std::string buf(v.size(), '\0');
+  auto n = store_->GetInto("bkt", "k", buf);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, v.size());
+  EXPECT_EQ(buf, v);
+  std::string small(10, '\0');
+  EXPECT_EQ(store_->GetInto("bkt", "k", small).status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(ObjectStoreTest, ConditionsOnReadsAndWrites) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  auto info = store_->Put("bkt", "k", "hello");
+  ASSERT_TRUE(info.ok());
+  GetOptions o;
+  o.conditions.if_match = "\"" + info->etag + "\"";
+  EXPECT_TRUE(store_->Head("bkt", "k", o).ok());
+  o.conditions.if_match = "\"nope\"";
+  EXPECT_EQ(store_->Head("bkt", "k", o).status().code(), Code::kPreconditionFailed);
+  o = {};
+  o.conditions.if_none_match = info->etag;
+  EXPECT_EQ(store_->Get("bkt", "k", o).status().code(), Code::kNotModified);
+  o = {};
+  o.conditions.if_modified_since_ns = info->mtime_ns + 10'000'000'000;
+  EXPECT_EQ(store_->Head("bkt", "k", o).status().code(), Code::kNotModified);
+  o = {};
+  o.conditions.if_unmodified_since_ns = info->mtime_ns - 10'000'000'000;
+  EXPECT_EQ(store_->Head("bkt", "k", o).status().code(), Code::kPreconditionFailed);
+
+  PutOptions p;
+  p.conditions.if_none_match = "*";
+  EXPECT_EQ(store_->Put("bkt", "k", "again", p).status().code(), Code::kPreconditionFailed);
+  EXPECT_TRUE(store_->Put("bkt", "new", "first", p).ok());
+  p = {};
+  p.conditions.if_match = info->etag;
+  EXPECT_TRUE(store_->Put("bkt", "k", "second", p).ok());
+  EXPECT_EQ(store_->Put("bkt", "k", "third", p).status().code(), Code::kPreconditionFailed);
+  EXPECT_EQ(MustGet("k"), "second");
+}
+
+TEST_F(ObjectStoreTest, ContentMd5IsCheckedAndAMismatchStoresNothing) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  PutOptions o;
+  o.content_md5 = "XUFAKrxLKna5cZ2REBfFkg==";  // MD5 of "hello"
+  EXPECT_TRUE(store_->Put("bkt", "good", "hello", o).ok());
+  EXPECT_EQ(store_->Put("bkt", "bad", "hellO", o).status().code(), Code::kBadDigest);
+  o.content_md5 = "not base64";
+  EXPECT_EQ(store_->Put("bkt", "bad", "hello", o).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->Head("bkt", "bad", {}).status().code(), Code::kNotFound);
+}
+
+TEST_F(ObjectStoreTest, OverwrittenAndDeletedDataIsReclaimed) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  ASSERT_TRUE(store_->Put("bkt", "k", RandomBytes(64 * 1024 * 4, 1)).ok());
+  uint64_t blobs_before = blobs_->Stats().blobs;
+  EXPECT_EQ(blobs_before, 4u);
+  ASSERT_TRUE(store_->Put("bkt", "k", RandomBytes(5000, 2)).ok());
+  auto reclaimed = store_->ReclaimGarbage();
+  ASSERT_TRUE(reclaimed.ok());
+  EXPECT_EQ(*reclaimed, 4u);
+  EXPECT_EQ(blobs_->Stats().blobs, 1u);
+  ASSERT_TRUE(store_->Delete("bkt", "k").ok());
+  ASSERT_TRUE(store_->ReclaimGarbage().ok());
+  EXPECT_EQ(blobs_->Stats().blobs, 0u);
+  EXPECT_EQ(store_->Delete("bkt", "k").code(), Code::kNotFound);
+}
+
+TEST_F(ObjectStoreTest, AnOpenReaderKeepsTheVersionItOpened) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  std::string v1 = RandomBytes(64 * 1024 * 3, 1);
+  ASSERT_TRUE(store_->Put("bkt", "k", v1).ok());
+  auto reader = store_->Open("bkt", "k", {});
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(store_->Put("bkt", "k", RandomBytes(64 * 1024 * 3, 2)).ok());
+  ASSERT_TRUE(store_->ReclaimGarbage().ok());  // must not take v1's chunks
+  std::string got(v1.size(), '\0');
+  size_t done = 0;
+  while (done < got.size()) {
+    auto n = (*reader)->Read(std::span<char>(got.data() + done, got.size() - done));
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    done += *n;
+  }
+  EXPECT_EQ(got, v1);
+  reader->reset();
+  auto reclaimed = store_->ReclaimGarbage();
+  ASSERT_TRUE(reclaimed.ok());
+  EXPECT_EQ(*reclaimed, 3u);
+}
+
+TEST_F(ObjectStoreTest, AnAbandonedUploadLeavesNothing) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  {
+    auto w = store_->BeginPut("bkt", "k", {});
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(RandomBytes(64 * 1024 * 3 + 5, 1)).ok());
+  }  // destroyed without Commit
+  EXPECT_EQ(store_->Head("bkt", "k", {}).status().code(), Code::kNotFound);
+  ASSERT_TRUE(store_->ReclaimGarbage().ok());
+  EXPECT_EQ(blobs_->Stats().blobs, 0u);
+}
+
+TEST_F(ObjectStoreTest, IntentsOfUploadsCutByACrashAreReclaimedAtOpen) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  // Simulate a crash: the writer's chunks are durable but it never commits nor abandons.
+  auto w = store_->BeginPut("bkt", "k", {});
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(RandomBytes(64 * 1024 * 2, 1)).ok());
+  ObjectWriter* leaked = w->release();
+  (void)leaked;  // never destroyed: as if the process died here
+  Reopen();
+  ASSERT_GE(blobs_->Stats().blobs, 1u);  // the chunks written before the "crash"
+  EXPECT_EQ(store_->Head("bkt", "k", {}).status().code(), Code::kNotFound);
+  ASSERT_TRUE(store_->ReclaimGarbage().ok());
+  EXPECT_EQ(blobs_->Stats().blobs, 0u);
+}
+
+TEST_F(ObjectStoreTest, ListingWithPrefixDelimiterAndContinuation) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  std::vector<std::string> keys = {"a/1", "a/2", "a/b/1", "b", "c/x", "c/y", "d"};
+  for (const auto& k : keys) ASSERT_TRUE(store_->Put("bkt", k, k).ok());
+  ListOptions o;
+  o.delimiter = "/";
+  auto r = store_->List("bkt", o);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->objects.size(), 2u);
+  EXPECT_EQ(r->objects[0].key, "b");
+  EXPECT_EQ(r->objects[1].key, "d");
+  EXPECT_EQ(r->common_prefixes, (std::vector<std::string>{"a/", "c/"}));
+  // Page by 2 through everything, with and without the delimiter.
+  for (std::string delimiter : {"", "/"}) {
+    std::vector<std::string> seen;
+    ListOptions p;
+    p.delimiter = delimiter;
+    p.max_keys = 2;
+    while (true) {
+      auto page = store_->List("bkt", p);
+      ASSERT_TRUE(page.ok());
+      for (const auto& obj : page->objects) seen.push_back(obj.key);
+      for (const auto& cp : page->common_prefixes) seen.push_back(cp);
+      if (!page->truncated) break;
+      p.continuation_token = page->next_continuation_token;
+    }
+    std::sort(seen.begin(), seen.end());
+    if (delimiter.empty()) {
+      EXPECT_EQ(seen, keys);
+    } else {
+      EXPECT_EQ(seen, (std::vector<std::string>{"a/", "b", "c/", "d"}));
+    }
+  }
+  o = {};
+  o.prefix = "a/";
+  o.delimiter = "/";
+  r = store_->List("bkt", o);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->objects.size(), 2u);
+  EXPECT_EQ(r->common_prefixes, (std::vector<std::string>{"a/b/"}));
+  o = {};
+  o.start_after = "c/x";
+  r = store_->List("bkt", o);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->objects.size(), 2u);
+  EXPECT_EQ(r->objects[0].key, "c/y");
+  o = {};
+  o.continuation_token = "!!";
+  EXPECT_EQ(store_->List("bkt", o).status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(ObjectStoreTest, MultipartUploadCompletesAbortsAndChecksParts) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  auto id = store_->CreateMultipartUpload("bkt", "big", {});
+  ASSERT_TRUE(id.ok());
+  std::string p1 = RandomBytes(kMinPartBytes, 1);
+  std::string p2 = RandomBytes(1000, 2);
+  std::vector<CompletedPart> parts;
+  for (auto [n, data] : {std::pair<int, std::string*>{1, &p1}, {2, &p2}}) {
+    auto w = store_->UploadPart("bkt", "big", *id, n, "", data->size());
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(*data).ok());
+    auto info = (*w)->Commit();
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    parts.push_back({n, info->etag});
+  }
+  auto listed = store_->ListParts("bkt", "big", *id, 0, 1000);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->parts.size(), 2u);
+  auto uploads = store_->ListMultipartUploads("bkt", {});
+  ASSERT_TRUE(uploads.ok());
+  ASSERT_EQ(uploads->uploads.size(), 1u);
+  EXPECT_EQ(uploads->uploads[0].upload_id, *id);
+
+  std::vector<CompletedPart> reversed = {parts[1], parts[0]};
+  EXPECT_EQ(store_->CompleteMultipartUpload("bkt", "big", *id, reversed, {}).status().code(),
+            Code::kInvalidPart);
+  std::vector<CompletedPart> wrong = {{1, "\"0000\""}};
+  EXPECT_EQ(store_->CompleteMultipartUpload("bkt", "big", *id, wrong, {}).status().code(),
+            Code::kInvalidPart);
+  auto done = store_->CompleteMultipartUpload("bkt", "big", *id, parts, {});
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_TRUE(done->etag.ends_with("-2"));
+  EXPECT_EQ(MustGet("big"), p1 + p2);
+  EXPECT_EQ(store_->ListParts("bkt", "big", *id, 0, 10).status().code(), Code::kNoSuchUpload);
+
+  // A small first part is refused; abort reclaims every part.
+  auto id2 = store_->CreateMultipartUpload("bkt", "small", {});
+  ASSERT_TRUE(id2.ok());
+  std::vector<CompletedPart> small_parts;
+  for (int n = 1; n <= 2; ++n) {
+    auto w = store_->UploadPart("bkt", "small", *id2, n, "", 100);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(RandomBytes(100, n)).ok());
+    auto info = (*w)->Commit();
+    ASSERT_TRUE(info.ok());
+    small_parts.push_back({n, info->etag});
+  }
+  EXPECT_EQ(store_->CompleteMultipartUpload("bkt", "small", *id2, small_parts, {}).status().code(),
+            Code::kEntityTooSmall);
+  uint64_t before = blobs_->Stats().blobs;
+  ASSERT_TRUE(store_->AbortMultipartUpload("bkt", "small", *id2).ok());
+  ASSERT_TRUE(store_->ReclaimGarbage().ok());
+  EXPECT_EQ(blobs_->Stats().blobs, before - 2);
+  EXPECT_EQ(store_->AbortMultipartUpload("bkt", "small", *id2).code(), Code::kNoSuchUpload);
+}
+
+TEST_F(ObjectStoreTest, BatchesPutAndGetManySmallObjects) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  std::vector<std::string> values;
+  std::vector<PutItem> items;
+  for (int i = 0; i < 50; ++i) values.push_back(RandomBytes(i * 100, i));
+  for (int i = 0; i < 50; ++i) items.push_back({"k" + std::to_string(i), values[i], {}});
+  items.push_back({"bad\x01key", "x", {}});
+  auto put = store_->PutMany("bkt", items);
+  ASSERT_EQ(put.size(), 51u);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(put[i].ok()) << put[i].status().ToString();
+  EXPECT_EQ(put[50].status().code(), Code::kInvalidArgument);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 50; ++i) keys.push_back("k" + std::to_string(i));
+  keys.push_back("missing");
+  auto got = store_->GetMany("bkt", keys);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(got[i].ok());
+    EXPECT_EQ(*got[i], values[i]);
+  }
+  EXPECT_EQ(got[50].status().code(), Code::kNotFound);
+}
+
+TEST_F(ObjectStoreTest, CopyKeepsOrReplacesMetadata) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  PutOptions o;
+  o.content_type = "text/plain";
+  o.user_metadata = {{"a", "1"}};
+  std::string v = RandomBytes(64 * 1024 * 2 + 3, 9);
+  ASSERT_TRUE(store_->Put("bkt", "src", v, o).ok());
+  auto copy = store_->Copy("bkt", "src", "bkt", "dst", {});
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ(copy->content_type, "text/plain");
+  EXPECT_EQ(MustGet("dst"), v);
+  EXPECT_EQ(store_->Copy("bkt", "src", "bkt", "src", {}).status().code(),
+            Code::kInvalidArgument);
+  CopyOptions replace;
+  replace.replace_metadata = true;
+  replace.put.user_metadata = {{"b", "2"}};
+  auto replaced = store_->Copy("bkt", "src", "bkt", "src", replace);
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_EQ(replaced->user_metadata.count("a"), 0u);
+  EXPECT_EQ(replaced->user_metadata.at("b"), "2");
+}
+
+// Readers racing writers of the same keys see whole objects only.
+TEST_F(ObjectStoreTest, ConcurrentReadersSeeOldOrNewNeverAMix) {
+  Reopen(/*background_reclaim=*/true);
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  auto value = [](int key, int gen) {
+    std::string v(64 * 1024 * 2 + 77, static_cast<char>('a' + gen % 26));
+    v.replace(0, 16, std::to_string(key) + "/" + std::to_string(gen));
+    return v;
+  };
+  for (int k = 0; k < 4; ++k) ASSERT_TRUE(store_->Put("bkt", std::to_string(k), value(k, 0)).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int gen = 1; gen < 40; ++gen) {
+        int k = (gen + t) % 4;
+        ASSERT_TRUE(store_->Put("bkt", std::to_string(k), value(k, gen)).ok());
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      std::mt19937 rng(7);
+      while (!stop) {
+        int k = static_cast<int>(rng() % 4);
+        auto got = store_->Get("bkt", std::to_string(k));
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        char fill = (*got)[got->size() - 1];
+        ASSERT_EQ(got->find_first_not_of(fill, 16), std::string::npos) << "mixed object";
+        ++reads;
+      }
+    });
+  }
+  threads[0].join();
+  threads[1].join();
+  stop = true;
+  threads[2].join();
+  threads[3].join();
+  EXPECT_GT(reads.load(), 0);
+}
+
+}  // namespace
+}  // namespace granary::meta
