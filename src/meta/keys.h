@@ -7,7 +7,7 @@
 //   U <bucket> 0 <key> 0 <upload id>            UploadRecord
 //   P <upload id> 0 <part number, 4 bytes BE>   PartRecord
 //   G <sequence, 8 bytes BE>                    GarbageRecord
-//   I <version, 8 bytes BE>                     IntentRecord
+//   I <version, 8 bytes BE>                     IntentRecord (in the intents database)
 //   V                                           the end of the last reserved block of versions
 //
 // Blob keys in the BlobStore: 'd' <version, 8 bytes BE> <chunk index, 4 bytes BE>.

@@ -47,6 +47,10 @@ Status ObjectStore::Init() {
   opts.create_if_missing = true;
   opts.max_background_jobs = 2;
   opts.bytes_per_sync = 1 << 20;
+  // Commits are small synced writes: reusing log files keeps fdatasync from also journaling a
+  // growing file's size, and pipelining lets one group's log write overlap the next one's.
+  opts.recycle_log_file_num = 4;
+  opts.enable_pipelined_write = true;
   opts.compression = rocksdb::kLZ4Compression;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
@@ -59,6 +63,12 @@ Status ObjectStore::Init() {
     return FromRocks(s, "opening the namespace in " + options_.dir +
                             " (is another server using this data directory?)");
   }
+  rocksdb::Options intent_opts;
+  intent_opts.create_if_missing = true;
+  intent_opts.max_background_jobs = 1;
+  intent_opts.recycle_log_file_num = 4;
+  s = rocksdb::DB::Open(intent_opts, options_.dir + "/intents", &intents_db_);
+  if (!s.ok()) return FromRocks(s, "opening the upload intents in " + options_.dir + "/intents");
   // Versions: start after the last reserved block.
   std::string value;
   s = db_->Get(rocksdb::ReadOptions(), std::string(kVersionKey), &value);
@@ -103,6 +113,12 @@ Status ObjectStore::Close() {
     if (!s.ok() && result.ok()) result = FromRocks(s, "closing the namespace");
     delete db_;
     db_ = nullptr;
+  }
+  if (intents_db_ != nullptr) {
+    rocksdb::Status s = intents_db_->Close();
+    if (!s.ok() && result.ok()) result = FromRocks(s, "closing the upload intents");
+    delete intents_db_;
+    intents_db_ = nullptr;
   }
   Status b = options_.blobs->Close();
   return result.ok() ? b : result;
@@ -246,11 +262,11 @@ Result<ObjectInfo> ObjectStore::CommitObject(std::string_view bucket, std::strin
   rocksdb::WriteBatch local;
   rocksdb::WriteBatch* batch = extra ? extra : &local;
   batch->Put(ObjectKey(bucket, key), record.SerializeAsString());
-  for (uint64_t v : intent_versions) batch->Delete(IntentKey(v));
   if (old && old->runs_size() > 0) {
     AddGarbage(batch, RunsOf(*old));
   }
   RETURN_IF_ERROR(WriteSynced(batch));
+  ForgetIntents(intent_versions);
   return InfoOf(bucket, key, record);
 }
 
@@ -280,18 +296,54 @@ std::vector<Status> ObjectStore::DeleteMany(std::string_view bucket,
 
 // Intents and garbage ---------------------------------------------------------------------------
 
-Status ObjectStore::WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks) {
+Status ObjectStore::WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks,
+                                const IntentTarget& target) {
   proto::IntentRecord intent;
   intent.set_version(version);
   intent.set_chunk_bytes(chunk_bytes);
   intent.set_max_chunks(max_chunks);
   intent.set_started_ns(NowNs());
-  // Not synced: the intent reaches the disk with the log before any commit that follows it,
-  // and a kill -9 keeps it (RocksDB has written it to the file). See docs/formats/meta.md for
-  // what a power loss can leave behind.
-  rocksdb::WriteOptions wo;
-  return FromRocks(db_->Put(wo, IntentKey(version), intent.SerializeAsString()),
-                   "recording an upload");
+  intent.set_bucket(std::string(target.bucket));
+  intent.set_key(std::string(target.key));
+  intent.set_upload_id(std::string(target.upload_id));
+  intent.set_part(target.part);
+  // Not synced: a kill -9 keeps it (RocksDB has written it to its log file before Put returns).
+  // See docs/formats/meta.md for what a power loss can leave behind.
+  return FromRocks(
+      intents_db_->Put(rocksdb::WriteOptions(), IntentKey(version), intent.SerializeAsString()),
+      "recording an upload");
+}
+
+void ObjectStore::ForgetIntents(std::span<const uint64_t> versions) {
+  if (versions.empty()) return;
+  rocksdb::WriteBatch batch;
+  for (uint64_t v : versions) batch.Delete(IntentKey(v));
+  // A failure leaves an intent of a committed upload, which recovery recognises and drops.
+  rocksdb::Status s = intents_db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) GLOG_WARN("forgetting upload intents: {}", s.ToString());
+}
+
+Result<bool> ObjectStore::IntentCommitted(const proto::IntentRecord& intent) {
+  auto refers = [&](const proto::DataRun& run) { return run.version() == intent.version(); };
+  if (!intent.upload_id().empty()) {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), PartKey(intent.upload_id(), intent.part()),
+                                 &value);
+    if (s.ok()) {
+      proto::PartRecord part;
+      if (part.ParseFromString(value) && refers(part.run())) return true;
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading part");
+    }
+  }
+  // An object's own upload, or a part whose upload was completed into the object.
+  ASSIGN_OR_RETURN(std::optional<proto::ObjectRecord> record,
+                   GetRecord(intent.bucket(), intent.key()));
+  if (!record) return false;
+  for (const proto::DataRun& run : record->runs()) {
+    if (refers(run)) return true;
+  }
+  return false;
 }
 
 // Sequences of the garbage records this thread added in its open GarbageScopes.
@@ -340,35 +392,44 @@ void ObjectStore::AbandonIntent(uint64_t version, uint64_t chunk_bytes, uint64_t
   run.set_size(chunk_bytes * max_chunks);
   GarbageScope garbage_scope(this);
   rocksdb::WriteBatch batch;
-  batch.Delete(IntentKey(version));
   AddGarbage(&batch, std::span<const proto::DataRun>(&run, 1));
   Status st = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "abandoning an upload");
-  if (!st.ok()) GLOG_WARN("abandoned upload {} not reclaimed: {}", version, st.ToString());
+  if (!st.ok()) {
+    GLOG_WARN("abandoned upload {} not reclaimed until restart: {}", version, st.ToString());
+    return;
+  }
+  ForgetIntents(std::span<const uint64_t>(&version, 1));
 }
 
 Status ObjectStore::RecoverIntents() {
   GarbageScope garbage_scope(this);
   rocksdb::WriteBatch batch;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  std::string prefix(1, kIntentKind);
-  uint64_t found = 0;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+  std::vector<uint64_t> done;
+  std::unique_ptr<rocksdb::Iterator> it(intents_db_->NewIterator(rocksdb::ReadOptions()));
+  uint64_t cut = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
     proto::IntentRecord intent;
     if (!intent.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return Status::Corruption("an upload intent record does not parse");
     }
+    done.push_back(intent.version());
+    ASSIGN_OR_RETURN(bool committed, IntentCommitted(intent));
+    if (committed) continue;
     proto::DataRun run;
     run.set_version(intent.version());
     run.set_chunk_bytes(intent.chunk_bytes());
     run.set_size(intent.chunk_bytes() * intent.max_chunks());
-    batch.Delete(it->key());
     AddGarbage(&batch, std::span<const proto::DataRun>(&run, 1));
-    ++found;
+    ++cut;
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scanning upload intents"));
-  if (found == 0) return Status::OK();
-  GLOG_INFO("{} uploads were interrupted before they committed: their data is reclaimed", found);
-  return WriteSynced(&batch);
+  it.reset();
+  if (cut > 0) {
+    GLOG_INFO("{} uploads were interrupted before they committed: their data is reclaimed", cut);
+    RETURN_IF_ERROR(WriteSynced(&batch));
+  }
+  ForgetIntents(done);
+  return Status::OK();
 }
 
 uint64_t ObjectStore::RegisterReader() {

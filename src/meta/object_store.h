@@ -38,6 +38,7 @@ class WriteBatch;
 }  // namespace rocksdb
 
 namespace granary::proto {
+class IntentRecord;
 class ObjectRecord;
 class DataRun;
 }  // namespace granary::proto
@@ -144,8 +145,9 @@ class ObjectStore final : public ObjectApi {
   Result<std::optional<proto::ObjectRecord>> GetRecord(std::string_view bucket,
                                                        std::string_view key);
   // Commits `record` as the object (bucket, key): evaluates the write conditions against the
-  // current record, and in one synced write stores the record, deletes `intent_versions` and
-  // turns the replaced object's data into garbage. `extra` is added to the same write.
+  // current record, and in one synced write stores the record and turns the replaced object's
+  // data into garbage; then forgets the intents of `intent_versions`. `extra` is added to the
+  // same write.
   Result<ObjectInfo> CommitObject(std::string_view bucket, std::string_view key,
                                   proto::ObjectRecord record, const Conditions& conditions,
                                   std::span<const uint64_t> intent_versions,
@@ -153,7 +155,18 @@ class ObjectStore final : public ObjectApi {
   Status WriteSynced(rocksdb::WriteBatch* batch);
   // Adds a garbage record for `runs` to `batch`.
   void AddGarbage(rocksdb::WriteBatch* batch, std::span<const proto::DataRun> runs);
-  Status WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks);
+  // Intents live in their own RocksDB (intents_db_), never synced, so that recording one never
+  // waits for another writer's commit to sync (RocksDB groups writes of one log). An intent names
+  // what its upload would commit; recovery checks that to tell committed uploads from cut ones.
+  struct IntentTarget {
+    std::string_view bucket, key, upload_id;
+    uint32_t part = 0;
+  };
+  Status WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks,
+                     const IntentTarget& target);
+  void ForgetIntents(std::span<const uint64_t> versions);
+  // Whether the upload of `intent` was committed (its record refers to its version).
+  Result<bool> IntentCommitted(const proto::IntentRecord& intent);
   // The upload's blobs become garbage (a writer that did not commit).
   void AbandonIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks);
   // The lock for one object key (or upload), held across the read-check-commit of a write.
@@ -186,6 +199,7 @@ class ObjectStore final : public ObjectApi {
   const ObjectStoreOptions options_;
   Clock* const clock_;
   rocksdb::DB* db_ = nullptr;
+  rocksdb::DB* intents_db_ = nullptr;
   std::atomic<bool> closed_{false};
 
   std::mutex version_mu_;

@@ -104,7 +104,7 @@ class ObjectStore::Writer final : public ObjectWriter {
             ? 64
             : std::max<uint64_t>(1, (options_.expected_size + chunk_bytes_ - 1) / chunk_bytes_);
     intent_chunks_ = expected_chunks;
-    Status st = store_->WriteIntent(version_, chunk_bytes_, intent_chunks_);
+    Status st = store_->WriteIntent(version_, chunk_bytes_, intent_chunks_, Target());
     if (!st.ok()) {
       version_ = 0;
       failed_ = st;
@@ -114,11 +114,16 @@ class ObjectStore::Writer final : public ObjectWriter {
     return Status::OK();
   }
 
+  IntentTarget Target() const {
+    if (part_) return {bucket_, key_, part_->upload_id, static_cast<uint32_t>(part_->number)};
+    return {bucket_, key_, {}, 0};
+  }
+
   Status SubmitChunk() {
     if (chunks_ >= intent_chunks_) {
       // The upload is longer than announced: extend its intent before writing past it.
       intent_chunks_ = std::max(intent_chunks_ * 2, chunks_ + 1);
-      RETURN_IF_ERROR(store_->WriteIntent(version_, chunk_bytes_, intent_chunks_));
+      RETURN_IF_ERROR(store_->WriteIntent(version_, chunk_bytes_, intent_chunks_, Target()));
     }
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -227,8 +232,8 @@ Result<ObjectInfo> ObjectStore::Writer::CommitPart(const std::string& md5) {
     return FromRocks(s, "reading part");
   }
   batch.Put(part_key, record.SerializeAsString());
-  batch.Delete(IntentKey(version_));
   RETURN_IF_ERROR(store_->WriteSynced(&batch));
+  store_->ForgetIntents(std::span<const uint64_t>(&version_, 1));
   ObjectInfo info;
   info.bucket = bucket_;
   info.key = key_;
@@ -333,7 +338,7 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
       run->set_size(item.data.size());
       run->set_chunk_bytes(options_.chunk_bytes);
       blobs.emplace_back(BlobKey(*version, 0), item.data);
-      st = WriteIntent(*version, options_.chunk_bytes, 1);
+      st = WriteIntent(*version, options_.chunk_bytes, 1, {bucket, item.key, {}, 0});
       if (!st.ok()) {
         out[i] = st;
         continue;
@@ -386,9 +391,15 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
     }
     latest[key] = i;
     batch.Put(ObjectKey(bucket, key), records[i].SerializeAsString());
-    if (records[i].runs_size() > 0) batch.Delete(IntentKey(records[i].version()));
   }
   if (st.ok()) st = WriteSynced(&batch);
+  if (st.ok()) {
+    std::vector<uint64_t> intents;
+    for (size_t i : commit) {
+      if (records[i].runs_size() > 0) intents.push_back(records[i].version());
+    }
+    ForgetIntents(intents);
+  }
   for (size_t s : stripes) key_locks_[s].unlock();
   for (size_t i : commit) {
     if (st.ok()) {
