@@ -42,7 +42,12 @@ Result<ListResult> ObjectStore::List(std::string_view bucket, const ListOptions&
       resume = base + After(pos->name);
     }
   } else if (!options.start_after.empty()) {
-    resume = base + After(options.start_after);
+    // A marker that is a common prefix (V1's NextMarker can be one) resumes after every key
+    // under it, so the prefix is not listed again.
+    bool is_prefix = !options.delimiter.empty() && options.start_after.ends_with(options.delimiter);
+    std::string next = is_prefix ? PrefixSuccessor(options.start_after) : After(options.start_after);
+    if (next.empty()) return result;
+    resume = base + next;
   }
   if (resume > seek) seek = resume;
   if (max == 0) return result;

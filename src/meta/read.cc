@@ -225,7 +225,13 @@ Result<ObjectInfo> ObjectStore::Copy(std::string_view src_bucket, std::string_vi
                                      const CopyOptions& options) {
   GetOptions get;
   get.conditions = options.source_conditions;
-  ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> reader, Open(src_bucket, src_key, get));
+  auto opened = Open(src_bucket, src_key, get);
+  if (!opened.ok() && opened.status().code() == Code::kNotModified) {
+    // A copy has nothing to answer "not modified" with: S3 fails it as a precondition.
+    return Status::PreconditionFailed("the source object " + opened.status().message());
+  }
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<ObjectReader> reader = std::move(*opened);
   const ObjectInfo& src = reader->info();
   PutOptions put;
   if (options.replace_metadata) {

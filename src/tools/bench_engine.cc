@@ -244,6 +244,8 @@ void AddBenchCommands(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
       "bench", "Benchmarks; every figure stands beside a baseline measured in the same run");
   bench->require_subcommand(1);
+  AddObjectBenchCommands(*bench);
+  AddMetaBenchCommand(*bench);
 
   auto o = std::make_shared<EngineBenchOptions>();
   CLI::App* eng = bench->add_subcommand(

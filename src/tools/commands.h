@@ -9,6 +9,14 @@ namespace granary::tools {
 // `granary bench engine ...` (bench_engine.cc).
 void AddBenchCommands(CLI::App& app);
 
+// `granary server --data DIR ...` (server_command.cc).
+void AddServerCommand(CLI::App& app);
+
+// `granary bench s3|client ...` on the `bench` subcommand (bench_objects.cc).
+void AddObjectBenchCommands(CLI::App& bench);
+// `granary bench meta ...` (bench_meta.cc).
+void AddMetaBenchCommand(CLI::App& bench);
+
 // Exit code of the subcommand that ran, set by its callback.
 int& ExitCode();
 

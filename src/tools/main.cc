@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  granary::tools::AddServerCommand(app);
   granary::tools::AddBenchCommands(app);
   app.parse_complete_callback([&] { granary::InitLogging(log_level); });
   CLI11_PARSE(app, argc, argv);

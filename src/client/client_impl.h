@@ -1,0 +1,66 @@
+// Client::Impl: what every part of the client shares: options, the connection pool, the worker
+// threads for parallel chunks, and the request/response call with retries.
+//
+//   client.cc         Connect and the calls without object bytes
+//   object_writer.cc  BeginPut / UploadPart: one streamed request per object
+//   object_reader.cc  Open: the first piece with the response, the rest in parallel ranged GETs
+//   batch.cc          PutMany / GetMany / GetManyInto / DeleteMany
+//
+// Readers and writers refer to the Impl: they must not outlive their Client.
+//
+// Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "client/connection_pool.h"
+#include "client/workers.h"
+#include "granary/client.h"
+#include "proto/object.pb.h"
+#include "rpc/client_connection.h"
+
+namespace granary {
+
+class Client::Impl {
+ public:
+  Impl(std::string address, Credentials credentials, ClientOptions options);
+
+  const ClientOptions& options() const { return options_; }
+  client::ConnectionPool& pool() { return pool_; }
+  client::Workers& workers() { return workers_; }
+  rpc::Deadline NewDeadline() const { return rpc::DeadlineAfterMs(options_.timeout_ms); }
+
+  // Whether a failed attempt may be made again: a transport failure (kUnavailable) with tries
+  // left. Waits a little before returning true, more after each attempt.
+  bool ShouldRetry(const Status& status, int attempt) const;
+
+  // A connection for one request, retrying connection failures (nothing was sent yet).
+  Result<client::Lease> Acquire();
+
+  // Sends `request` (with `payload`, if any) and reads the response into `response` (may be
+  // null). A broken connection is retried with a new one when `idempotent` (or when nothing was
+  // sent). The response must have no payload. Returns the server's status or the transport's.
+  Status Call(proto::ObjectMethod method, const google::protobuf::MessageLite& request,
+              google::protobuf::MessageLite* response, bool idempotent);
+
+ private:
+  const ClientOptions options_;
+  client::ConnectionPool pool_;
+  client::Workers workers_;
+};
+
+namespace client {
+
+// Parses a response body; kInternal naming the method if it does not parse.
+Status ParseResponse(const rpc::Response& response, google::protobuf::MessageLite* message);
+
+// ObjectApi's readers and writers over the native protocol (object_reader.cc, object_writer.cc).
+Result<std::unique_ptr<ObjectReader>> OpenReader(Client::Impl& impl, std::string_view bucket,
+                                                 std::string_view key, const GetOptions& options);
+Result<std::unique_ptr<ObjectWriter>> StartWriter(Client::Impl& impl, proto::ObjectMethod method,
+                                                  const google::protobuf::MessageLite& request,
+                                                  uint64_t expected_size);
+
+}  // namespace client
+}  // namespace granary

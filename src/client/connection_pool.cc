@@ -1,0 +1,62 @@
+#include "client/connection_pool.h"
+
+namespace granary::client {
+
+void Lease::Reset() {
+  if (conn_) pool_->Release(std::move(conn_));
+}
+
+ConnectionPool::ConnectionPool(std::string address, Credentials credentials, int max_connections)
+    : address_(std::move(address)),
+      credentials_(std::move(credentials)),
+      max_connections_(max_connections) {}
+
+ConnectionPool::~ConnectionPool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  idle_.clear();
+}
+
+Result<Lease> ConnectionPool::Acquire(rpc::Deadline deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    while (!idle_.empty()) {
+      std::unique_ptr<rpc::ClientConnection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      if (conn->Reusable()) return Lease(this, std::move(conn));
+      --open_;  // closed by the server (restart, idle timeout): drop it and look again
+    }
+    if (open_ < max_connections_) break;
+    if (deadline == rpc::NoDeadline()) {
+      released_.wait(lock);
+    } else if (released_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      return Status::Unavailable("timed out waiting for one of the " +
+                                 std::to_string(max_connections_) + " connections to " + address_ +
+                                 " to be free");
+    }
+  }
+  ++open_;
+  lock.unlock();
+  Result<std::unique_ptr<rpc::ClientConnection>> conn = rpc::ClientConnection::Connect(
+      io_, address_, credentials_.access_key, credentials_.secret_key, deadline);
+  if (!conn.ok()) {
+    lock.lock();
+    --open_;
+    released_.notify_one();
+    return conn.status();
+  }
+  return Lease(this, std::move(*conn));
+}
+
+void ConnectionPool::Release(std::unique_ptr<rpc::ClientConnection> conn) {
+  bool reuse = conn->idle();
+  if (!reuse) conn.reset();  // closes the socket: the server abandons what was in progress
+  std::lock_guard<std::mutex> lock(mu_);
+  if (reuse) {
+    idle_.push_back(std::move(conn));
+  } else {
+    --open_;
+  }
+  released_.notify_one();
+}
+
+}  // namespace granary::client

@@ -1,0 +1,75 @@
+// ConnectionPool: the client's authenticated connections to one server, at most `max` open at
+// once. A request leases a connection, uses it alone and gives it back; a connection that broke
+// or was left in the middle of a request is closed instead of reused.
+//
+// Thread-safe.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "granary/client.h"
+#include "rpc/client_connection.h"
+
+namespace granary::client {
+
+class ConnectionPool;
+
+// A leased connection; returns it to the pool when destroyed.
+class Lease {
+ public:
+  Lease() = default;
+  Lease(ConnectionPool* pool, std::unique_ptr<rpc::ClientConnection> conn)
+      : pool_(pool), conn_(std::move(conn)) {}
+  Lease(Lease&& other) noexcept = default;
+  Lease& operator=(Lease&& other) noexcept {
+    Reset();
+    pool_ = other.pool_;
+    conn_ = std::move(other.conn_);
+    return *this;
+  }
+  ~Lease() { Reset(); }
+
+  rpc::ClientConnection* operator->() const { return conn_.get(); }
+  rpc::ClientConnection* get() const { return conn_.get(); }
+  explicit operator bool() const { return conn_ != nullptr; }
+  // Gives the connection back now (or closes it if it is not idle).
+  void Reset();
+
+ private:
+  ConnectionPool* pool_ = nullptr;
+  std::unique_ptr<rpc::ClientConnection> conn_;
+};
+
+class ConnectionPool {
+ public:
+  ConnectionPool(std::string address, Credentials credentials, int max_connections);
+  ~ConnectionPool();
+
+  // An idle connection that still looks alive, or a new one (connect and Hello) while fewer than
+  // the maximum are open; otherwise waits for one to be given back. kUnavailable if the server
+  // cannot be reached or the deadline passes; kUnauthenticated if it refuses the credentials.
+  Result<Lease> Acquire(rpc::Deadline deadline);
+
+  const std::string& address() const { return address_; }
+
+ private:
+  friend class Lease;
+  void Release(std::unique_ptr<rpc::ClientConnection> conn);
+
+  const std::string address_;
+  const Credentials credentials_;
+  const int max_connections_;
+  boost::asio::io_context io_;  // owns the sockets; never run()
+
+  std::mutex mu_;
+  std::condition_variable released_;
+  std::vector<std::unique_ptr<rpc::ClientConnection>> idle_;  // GUARDED_BY(mu_)
+  int open_ = 0;  // idle + leased + being connected; GUARDED_BY(mu_)
+};
+
+}  // namespace granary::client

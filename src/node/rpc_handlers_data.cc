@@ -1,0 +1,226 @@
+// The native protocol's methods that move object bytes. PUT and UPLOAD_PART stream the request
+// payload into an ObjectWriter piece by piece; GET streams an ObjectReader to the socket; the
+// batch methods move many small objects in one request each.
+#include <algorithm>
+
+#include "node/rpc_handlers.h"
+#include "proto/object.pb.h"
+#include "rpc/object_convert.h"
+
+namespace granary::node::rpc_handlers {
+namespace {
+
+// Streams the request payload into `writer` and commits it. An API error is answered after the
+// rest of the payload has been read away (by the server); a broken connection is returned.
+Status StreamIntoWriter(rpc::ServerCall& call, ObjectWriter& writer) {
+  std::span<char> buf = call.buffer();
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, call.ReadPayload(buf));
+    if (n == 0) break;
+    Status st = writer.Append(std::string_view(buf.data(), n));
+    if (!st.ok()) return call.Respond(st);
+  }
+  Result<ObjectInfo> info = writer.Commit();
+  if (!info.ok()) return call.Respond(info.status());
+  proto::PutResponse resp;
+  rpc::ToProto(*info, resp.mutable_info());
+  return call.Respond(resp);
+}
+
+// The size a writer should expect: the stated one, else the payload's length when it is known.
+// kInvalidArgument if both are known and differ.
+Result<uint64_t> ExpectedSize(const rpc::ServerCall& call, uint64_t stated) {
+  if (call.payload_chunked()) return stated;
+  if (stated != UINT64_MAX && stated != call.payload_length()) {
+    return Status::InvalidArgument("expected_size " + std::to_string(stated) +
+                                   " differs from the payload's " +
+                                   std::to_string(call.payload_length()) + " bytes");
+  }
+  return call.payload_length();
+}
+
+}  // namespace
+
+Status Put(ObjectApi& api, rpc::ServerCall& call) {
+  proto::PutRequest req;
+  Status st;
+  if (!ParseRequest(call, &req, &st)) return st;
+  PutOptions options = rpc::FromProto(req.options());
+  Result<uint64_t> expected = ExpectedSize(call, options.expected_size);
+  if (!expected.ok()) return call.Respond(expected.status());
+  options.expected_size = *expected;
+  Result<std::unique_ptr<ObjectWriter>> writer =
+      api.BeginPut(req.bucket(), req.key(), std::move(options));
+  if (!writer.ok()) return call.Respond(writer.status());
+  return StreamIntoWriter(call, **writer);
+}
+
+Status UploadPart(ObjectApi& api, rpc::ServerCall& call) {
+  proto::UploadPartRequest req;
+  Status st;
+  if (!ParseRequest(call, &req, &st)) return st;
+  Result<uint64_t> expected = ExpectedSize(call, req.expected_size());
+  if (!expected.ok()) return call.Respond(expected.status());
+  Result<std::unique_ptr<ObjectWriter>> writer = api.UploadPart(
+      req.bucket(), req.key(), req.upload_id(), req.part_number(), req.content_md5(), *expected);
+  if (!writer.ok()) return call.Respond(writer.status());
+  return StreamIntoWriter(call, **writer);
+}
+
+Status Get(ObjectApi& api, rpc::ServerCall& call) {
+  proto::GetRequest req;
+  Status st;
+  if (!ParseRequest(call, &req, &st)) return st;
+  Result<std::unique_ptr<ObjectReader>> opened =
+      api.Open(req.bucket(), req.key(), rpc::FromProto(req.options()));
+  if (!opened.ok()) return call.Respond(opened.status());
+  ObjectReader& reader = **opened;
+  proto::GetResponse resp;
+  rpc::ToProto(reader.info(), resp.mutable_info());
+  resp.set_offset(reader.offset());
+  resp.set_length(reader.length());
+  // The payload carries the first max_bytes of the range; the client asks for the rest.
+  uint64_t send = reader.length();
+  if (req.max_bytes() != 0) send = std::min(send, req.max_bytes());
+  send = std::min(send, kMaxSinglePutBytes);
+
+  // Fill the first piece before answering, so that an early read error is an answer, and so
+  // that a small object goes out with its header in one system call.
+  std::span<char> buf = call.buffer();
+  auto fill = [&](size_t want) -> Result<size_t> {
+    size_t got = 0;
+    while (got < want) {
+      ASSIGN_OR_RETURN(size_t n, reader.Read(buf.subspan(got, want - got)));
+      if (n == 0) {
+        return Status::Internal("object reader ended " + std::to_string(want - got) +
+                                " bytes before its stated length");
+      }
+      got += n;
+    }
+    return got;
+  };
+  size_t first_len = static_cast<size_t>(std::min<uint64_t>(send, buf.size()));
+  Result<size_t> first = fill(first_len);
+  if (!first.ok()) return call.Respond(first.status());
+  RETURN_IF_ERROR(call.BeginResponse(resp, send, std::string_view(buf.data(), first_len)));
+  uint64_t left = send - first_len;
+  while (left > 0) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+    // A read error now cannot be answered (the header said OK): the connection closes and the
+    // client sees a cut-short payload.
+    Result<size_t> got = fill(want);
+    if (!got.ok()) return got.status().WithContext("GET " + req.bucket() + "/" + req.key());
+    RETURN_IF_ERROR(call.WritePayload(std::string_view(buf.data(), want)));
+    left -= want;
+  }
+  return Status::OK();
+}
+
+Status PutMany(ObjectApi& api, rpc::ServerCall& call) {
+  proto::PutManyRequest req;
+  Status st;
+  if (!ParseRequest(call, &req, &st)) return st;
+  if (call.payload_chunked()) {
+    return call.Respond(Status::InvalidArgument("PUT_MANY needs a payload of known length"));
+  }
+  uint64_t total = 0;
+  for (const auto& item : req.items()) total += item.size();
+  if (total != call.payload_length()) {
+    return call.Respond(Status::InvalidArgument(
+        "PUT_MANY items add up to " + std::to_string(total) + " bytes but the payload has " +
+        std::to_string(call.payload_length())));
+  }
+  if (total > kMaxBatchPayloadBytes) {
+    return call.Respond(Status::InvalidArgument(
+        "PUT_MANY payload of " + std::to_string(total) + " bytes exceeds the limit of " +
+        std::to_string(kMaxBatchPayloadBytes) + "; split the batch"));
+  }
+  std::string data(total, '\0');
+  ASSIGN_OR_RETURN(size_t got, call.ReadPayload(std::span<char>(data)));
+  if (got != total) return Status::Unavailable("PUT_MANY payload ended early");
+  std::vector<PutItem> items;
+  items.reserve(req.items_size());
+  size_t pos = 0;
+  for (const auto& item : req.items()) {
+    PutItem put;
+    put.key = item.key();
+    put.data = std::string_view(data).substr(pos, item.size());
+    put.options = rpc::FromProto(item.options());
+    put.options.expected_size = item.size();
+    pos += item.size();
+    items.push_back(std::move(put));
+  }
+  std::vector<Result<ObjectInfo>> results = api.PutMany(req.bucket(), items);
+  if (results.size() != items.size()) {
+    return call.Respond(Status::Internal("PutMany returned " + std::to_string(results.size()) +
+                                         " results for " + std::to_string(items.size()) +
+                                         " items"));
+  }
+  proto::PutManyResponse resp;
+  for (const Result<ObjectInfo>& r : results) {
+    proto::PutManyResponse::Item* item = resp.add_items();
+    rpc::ToProto(r.status(), item->mutable_status());
+    if (r.ok()) rpc::ToProto(*r, item->mutable_info());
+  }
+  return call.Respond(resp);
+}
+
+Status GetMany(ObjectApi& api, rpc::ServerCall& call) {
+  proto::GetManyRequest req;
+  Status st;
+  if (!ParseRequest(call, &req, &st)) return st;
+  if (req.max_sizes_size() != 0 && req.max_sizes_size() != req.keys_size()) {
+    return call.Respond(Status::InvalidArgument("GET_MANY max_sizes must have one entry per key"));
+  }
+  std::vector<std::string> keys(req.keys().begin(), req.keys().end());
+  std::vector<Result<std::string>> results = api.GetMany(req.bucket(), keys);
+  if (results.size() != keys.size()) {
+    return call.Respond(Status::Internal("GetMany returned " + std::to_string(results.size()) +
+                                         " results for " + std::to_string(keys.size()) + " keys"));
+  }
+  proto::GetManyResponse resp;
+  std::vector<std::string_view> payload;
+  payload.reserve(results.size());
+  uint64_t total = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    proto::GetManyResponse::Item* item = resp.add_items();
+    Status item_status = results[i].status();
+    if (item_status.ok()) {
+      uint64_t size = results[i]->size();
+      bool limited = req.max_sizes_size() != 0;
+      uint64_t limit = limited ? req.max_sizes(static_cast<int>(i)) : 0;
+      if (limited && size > limit) {
+        item_status =
+            Status::InvalidArgument("object \"" + keys[i] + "\" has " + std::to_string(size) +
+                                    " bytes; its buffer holds " + std::to_string(limit));
+      } else if (total + size > kMaxSinglePutBytes) {
+        item_status = Status::InvalidArgument("GET_MANY response would exceed 5 GiB; read \"" +
+                                              keys[i] + "\" on its own");
+      }
+    }
+    rpc::ToProto(item_status, item->mutable_status());
+    if (item_status.ok()) {
+      item->set_size(results[i]->size());
+      total += results[i]->size();
+      if (!results[i]->empty()) payload.push_back(*results[i]);
+    }
+  }
+  return call.Respond(resp, payload);
+}
+
+Status DeleteMany(ObjectApi& api, rpc::ServerCall& call) {
+  proto::DeleteManyRequest req;
+  Status st;
+  if (!ParseRequest(call, &req, &st)) return st;
+  std::vector<std::string> keys(req.keys().begin(), req.keys().end());
+  std::vector<Status> results = api.DeleteMany(req.bucket(), keys);
+  if (results.size() != keys.size()) {
+    return call.Respond(Status::Internal("DeleteMany returned " + std::to_string(results.size()) +
+                                         " results for " + std::to_string(keys.size()) + " keys"));
+  }
+  proto::DeleteManyResponse resp;
+  for (const Status& s : results) rpc::ToProto(s, resp.add_items());
+  return call.Respond(resp);
+}
+
+}  // namespace granary::node::rpc_handlers

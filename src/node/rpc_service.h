@@ -1,0 +1,46 @@
+// RpcService: serves the native protocol (docs/formats/rpc.md) over an ObjectApi. Each request
+// maps to one ObjectApi call; object bytes stream between the socket and the ObjectWriter /
+// ObjectReader in pieces, never buffered whole. Every Status crosses the wire with its code and
+// message intact.
+//
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/credentials.h"
+#include "common/status.h"
+#include "granary/object_api.h"
+
+namespace granary::rpc {
+class Server;
+}
+
+namespace granary::node {
+
+struct RpcServiceOptions {
+  std::string listen = "127.0.0.1:9100";  // "host:port"; port 0 picks a free one
+  int max_connections = 4096;
+};
+
+class RpcService {  // Thread-safe.
+ public:
+  // Starts serving `api` (which must outlive the service) on options.listen; connections
+  // authenticate with the keys of `secrets`. kInvalidArgument for a malformed address,
+  // kUnavailable if it cannot be bound.
+  static Result<std::unique_ptr<RpcService>> Start(ObjectApi& api, SecretLookup secrets,
+                                                   RpcServiceOptions options);
+  ~RpcService();  // stops
+
+  uint16_t port() const;  // the bound port
+  // Closes the listener and all connections and waits for their threads. Idempotent.
+  void Stop();
+
+ private:
+  explicit RpcService(std::unique_ptr<rpc::Server> server);
+  std::unique_ptr<rpc::Server> server_;
+};
+
+}  // namespace granary::node

@@ -1,0 +1,72 @@
+#include "node/server.h"
+
+#include "common/logging.h"
+#include "io/file_system.h"
+#include "node/rpc_service.h"
+#include "replication/local_blob_store.h"
+#include "s3/gateway.h"
+
+namespace granary::node {
+
+struct Server::Services {
+  std::unique_ptr<RpcService> rpc;
+  std::unique_ptr<s3::Gateway> s3;
+};
+
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  if (options.data_dir.empty()) return Status::InvalidArgument("--data DIR is required");
+  auto fs = io::DefaultFileSystem();
+  RETURN_IF_ERROR(fs->CreateDir(options.data_dir));
+  std::unique_ptr<Server> server(new Server());
+  ASSIGN_OR_RETURN(server->credentials_, LoadRootCredentials(options.data_dir));
+
+  replication::LocalBlobStoreOptions blob_options;
+  blob_options.disks = options.disks;
+  if (blob_options.disks.empty()) blob_options.disks.push_back(io::JoinPath(options.data_dir, "disk0"));
+  ASSIGN_OR_RETURN(std::unique_ptr<replication::BlobStore> blobs,
+                   replication::OpenLocalBlobStore(std::move(blob_options)));
+
+  meta::ObjectStoreOptions store_options;
+  store_options.dir = io::JoinPath(options.data_dir, "meta");
+  store_options.blobs = std::move(blobs);
+  store_options.inline_max_bytes = options.inline_max_bytes;
+  store_options.chunk_bytes = options.chunk_bytes;
+  ASSIGN_OR_RETURN(server->store_, meta::ObjectStore::Open(std::move(store_options)));
+
+  SecretLookup secrets = RootSecretLookup(server->credentials_);
+  server->services_ = std::make_unique<Services>();
+  RpcServiceOptions rpc_options;
+  rpc_options.listen = options.native_listen;
+  auto rpc = RpcService::Start(*server->store_, secrets, rpc_options);
+  if (!rpc.ok()) return rpc.status().WithContext("native protocol on " + options.native_listen);
+  server->services_->rpc = std::move(*rpc);
+  s3::GatewayOptions s3_options;
+  s3_options.listen = options.s3_listen;
+  s3_options.threads = options.s3_threads;
+  s3_options.worker_threads = options.s3_worker_threads;
+  auto gateway = s3::Gateway::Start(*server->store_, secrets, s3_options);
+  if (!gateway.ok()) return gateway.status().WithContext("S3 on " + options.s3_listen);
+  server->services_->s3 = std::move(*gateway);
+  return server;
+}
+
+Server::~Server() { Stop().IgnoreError(); }
+
+uint16_t Server::s3_port() const { return services_->s3->port(); }
+uint16_t Server::native_port() const { return services_->rpc->port(); }
+
+Status Server::Stop() {
+  if (services_) {
+    if (services_->s3) services_->s3->Stop();
+    if (services_->rpc) services_->rpc->Stop();
+    services_.reset();
+  }
+  if (store_) {
+    Status st = store_->Close();
+    store_.reset();
+    return st;
+  }
+  return Status::OK();
+}
+
+}  // namespace granary::node

@@ -1,0 +1,13 @@
+// The compiled part of the Python package `granary` (python/granary/__init__.py re-exports it).
+#include <pybind11/pybind11.h>
+
+#include "python/client_binding.h"
+#include "python/errors.h"
+#include "python/types.h"
+
+PYBIND11_MODULE(_granary, m) {
+  m.doc() = "Granary's native client (C++), wrapped for Python. Import `granary` instead.";
+  granary::python::LoadErrorClasses(m);
+  granary::python::RegisterTypes(m);
+  granary::python::RegisterClient(m);
+}

@@ -1,0 +1,369 @@
+// `granary bench s3` and `granary bench client`: PUT and GET of 4 KiB, 64 KiB, 1 MiB and 64 MiB
+// objects from many concurrent clients through one door of a server started in this process (S3
+// over HTTP, or the native protocol), beside the blob engine's own figure for the same sizes and
+// concurrency (the ceiling) and one file per object on the same disk. bench/README.md says how
+// each figure is measured.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+
+#include "granary/client.h"
+#include "node/server.h"
+#include "s3/auth.h"
+#include "tools/bench_baselines.h"
+#include "tools/bench_engine.h"
+#include "tools/bench_load.h"
+#include "tools/commands.h"
+
+namespace granary::tools {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+constexpr char kBucket[] = "bench";
+
+std::string HexKey(std::string_view key) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : key) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+struct ObjectBenchOptions {
+  std::string door;  // "s3" or "client"
+  std::string dir;
+  bool json = false;
+  bool quick = false;
+  double seconds = 4.0;
+  int threads = 8;
+  std::vector<int> sizes_kib = {4, 64, 1024, 65536};
+  double max_gib = 2.0;
+};
+
+// A server of this process, with the bench bucket, behind one of its doors.
+class DoorTarget : public BlobTarget {
+ public:
+  ~DoorTarget() override { Close().IgnoreError(); }
+  Status Start(const std::string& dir) {
+    dir_ = dir;
+    node::ServerOptions o;
+    o.data_dir = dir;
+    o.s3_listen = "127.0.0.1:0";
+    o.native_listen = "127.0.0.1:0";
+    ASSIGN_OR_RETURN(server_, node::Server::Start(o));
+    return server_->store().CreateBucket(kBucket);
+  }
+  Status DropCaches() override { return DropPageCache(dir_); }
+  Status Close() override {
+    if (!server_) return Status::OK();
+    Status st = server_->Stop();
+    server_.reset();
+    return st;
+  }
+
+ protected:
+  std::string dir_;
+  std::unique_ptr<node::Server> server_;
+};
+
+// S3 over HTTP/1.1 keep-alive connections, SigV4-signed with an unsigned payload (what the aws
+// CLI and boto3 send over TLS; over plain HTTP they hash the body, which costs the client, not
+// the server, a SHA-256 pass).
+class S3Target final : public DoorTarget {
+ public:
+  std::string name() const override { return "s3"; }
+
+  Status Put(std::string_view key, std::string_view value) override {
+    http::request<http::buffer_body> req{http::verb::put, "/" + std::string(kBucket) + "/" +
+                                                              HexKey(key), 11};
+    req.body().data = const_cast<char*>(value.data());
+    req.body().size = value.size();
+    req.body().more = false;
+    req.content_length(value.size());
+    ASSIGN_OR_RETURN(auto response, Send(req));
+    if (response.result() != http::status::ok) {
+      return Status::IOError("PUT answered " + std::to_string(response.result_int()) + ": " +
+                             response.body());
+    }
+    return Status::OK();
+  }
+
+  Status Get(std::string_view key, std::string* value) override {
+    http::request<http::empty_body> req{http::verb::get, "/" + std::string(kBucket) + "/" +
+                                                             HexKey(key), 11};
+    ASSIGN_OR_RETURN(auto response, Send(req));
+    if (response.result() != http::status::ok) {
+      return Status::IOError("GET answered " + std::to_string(response.result_int()));
+    }
+    value->swap(response.body());
+    return Status::OK();
+  }
+
+ private:
+  template <typename Body>
+  Result<http::response<http::string_body>> Send(http::request<Body>& req) {
+    std::string host = "127.0.0.1:" + std::to_string(server_->s3_port());
+    std::vector<std::pair<std::string, std::string>> headers = {{"host", host}};
+    s3::SignOptions sign;
+    sign.access_key = server_->credentials().access_key;
+    sign.secret_key = server_->credentials().secret_key;
+    sign.now_unix_s = ::time(nullptr);
+    ASSIGN_OR_RETURN(s3::SignedRequest signed_request,
+                     s3::SignRequest(http::to_string(req.method()), req.target(), &headers, sign));
+    for (const auto& [name, value] : headers) req.set(name, value);
+    req.set(http::field::authorization, signed_request.authorization);
+    std::unique_ptr<beast::tcp_stream> conn = Take();
+    try {
+      if (!conn) {
+        conn = std::make_unique<beast::tcp_stream>(ioc_);
+        conn->connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                    server_->s3_port()));
+        conn->socket().set_option(tcp::no_delay(true));
+      }
+      http::write(*conn, req);
+      beast::flat_buffer buffer;
+      http::response_parser<http::string_body> parser;
+      parser.body_limit(boost::none);
+      http::read(*conn, buffer, parser);
+      http::response<http::string_body> response = parser.release();
+      if (response.keep_alive()) Give(std::move(conn));
+      return response;
+    } catch (const std::exception& e) {
+      return Status::IOError(std::string("S3 request failed: ") + e.what());
+    }
+  }
+
+  std::unique_ptr<beast::tcp_stream> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.empty()) return nullptr;
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return c;
+  }
+  void Give(std::unique_ptr<beast::tcp_stream> c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(std::move(c));
+  }
+
+  boost::asio::io_context ioc_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<beast::tcp_stream>> idle_;
+};
+
+// The native client; gets read straight into the caller's buffer once it has the right size.
+class NativeTarget final : public DoorTarget {
+ public:
+  std::string name() const override { return "native"; }
+  Status Connect(int connections) {
+    ClientOptions o;
+    o.max_connections = connections;
+    ASSIGN_OR_RETURN(client_, Client::Connect("127.0.0.1:" + std::to_string(server_->native_port()),
+                                              {server_->credentials().access_key,
+                                               server_->credentials().secret_key},
+                                              o));
+    return Status::OK();
+  }
+  Status Put(std::string_view key, std::string_view value) override {
+    return client_->Put(kBucket, HexKey(key), value).status();
+  }
+  Status Get(std::string_view key, std::string* value) override {
+    if (!value->empty()) {
+      auto n = client_->GetInto(kBucket, HexKey(key), std::span<char>(value->data(), value->size()));
+      if (n.ok() && *n == value->size()) return Status::OK();
+      if (!n.ok() && n.status().code() != Code::kInvalidArgument) return n.status();
+    }
+    ASSIGN_OR_RETURN(*value, client_->Get(kBucket, HexKey(key)));
+    return Status::OK();
+  }
+  Status Close() override {
+    client_.reset();
+    return DoorTarget::Close();
+  }
+
+ private:
+  std::unique_ptr<Client> client_;
+};
+
+struct Figures {
+  bool ok = false;
+  double put_mbps = 0, get_mbps = 0;
+  nlohmann::json put_json, get_json;
+};
+
+nlohmann::json LoadJson(const LoadResult& r, size_t length) {
+  return {{"ops", r.ops},
+          {"seconds", r.seconds},
+          {"ops_per_sec", r.OpsPerSec()},
+          {"mb_per_sec", r.OpsPerSec() * static_cast<double>(length) / 1e6},
+          {"p50_us", NanosToMicros(r.latency.Percentile(50))},
+          {"p99_us", NanosToMicros(r.latency.Percentile(99))}};
+}
+
+using Opener = std::function<Result<std::unique_ptr<BlobTarget>>(const std::string& dir)>;
+
+Result<Figures> RunTarget(BenchContext& ctx, const ObjectBenchOptions& o, const std::string& label,
+                          const Opener& open, const KeySet& keys, const ValueSet& values) {
+  ASSIGN_OR_RETURN(std::string dir, ctx.FreshDir(label));
+  Figures f;
+  const size_t length = values.length();
+  Status status = [&]() -> Status {
+    ASSIGN_OR_RETURN(std::unique_ptr<BlobTarget> target, open(dir));
+    ctx.Settle();
+    ctx.Progress(label + ": puts, " + std::to_string(o.threads) + " clients");
+    LoadResult put = RunClosedLoop(o.threads, o.seconds, keys.size(), [&](int, uint64_t i) {
+      return target->Put(keys[i], values[i]);
+    });
+    RETURN_IF_ERROR(put.status.WithContext("put"));
+    if (put.ops == 0) return Status::Internal("no put completed");
+    f.put_json = LoadJson(put, length);
+    f.put_mbps = f.put_json["mb_per_sec"];
+    ctx.Progress("  " + FormatFigure(f.put_mbps) + " MB/s, " + FormatFigure(put.OpsPerSec()) +
+                 " puts/s");
+    ctx.Settle();
+    ctx.Progress(label + ": random gets, " + std::to_string(o.threads) + " clients");
+    const std::vector<uint32_t> order = RandomIndices(1 << 16, put.ops, length + 3);
+    std::vector<std::string> buffers(static_cast<size_t>(o.threads));
+    LoadResult get = RunClosedLoop(o.threads, o.seconds, UINT64_MAX, [&](int t, uint64_t n) {
+      const uint32_t i = order[n % order.size()];
+      std::string& buf = buffers[static_cast<size_t>(t)];
+      RETURN_IF_ERROR(target->Get(keys[i], &buf));
+      if (buf.size() != length) return Status::Corruption("get returned the wrong size");
+      return Status::OK();
+    });
+    RETURN_IF_ERROR(get.status.WithContext("get"));
+    f.get_json = LoadJson(get, length);
+    f.get_mbps = f.get_json["mb_per_sec"];
+    ctx.Progress("  " + FormatFigure(f.get_mbps) + " MB/s, " + FormatFigure(get.OpsPerSec()) +
+                 " gets/s");
+    std::string buf;
+    for (uint32_t i : RandomIndices(16, put.ops, length + 5)) {
+      RETURN_IF_ERROR(target->Get(keys[i], &buf).WithContext("verifying"));
+      if (buf != values[i]) return Status::Corruption("an object read back different bytes");
+    }
+    return target->Close();
+  }();
+  ctx.RemoveDir(dir);
+  if (!status.ok()) return status.WithContext(label);
+  f.ok = true;
+  return f;
+}
+
+std::string SizeName(int kib) {
+  return kib >= 1024 ? std::to_string(kib / 1024) + "m" : std::to_string(kib) + "k";
+}
+
+int RunObjectBench(ObjectBenchOptions o) {
+  if (o.quick) o.seconds = 1.0;
+  if (o.threads < 1 || o.seconds <= 0 || o.sizes_kib.empty()) {
+    std::cerr << "granary bench " << o.door << ": --threads and --seconds must be positive"
+              << std::endl;
+    return 2;
+  }
+  std::error_code ec;
+  const std::string root = o.dir + "/granary-bench-" + o.door + "-" + std::to_string(::getpid());
+  std::filesystem::create_directories(root, ec);
+  if (ec) {
+    std::cerr << "granary bench " << o.door << ": cannot create " << root << ": " << ec.message()
+              << std::endl;
+    return 1;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  BenchReport report(o.door);
+  EngineBenchOptions engine_options;
+  BenchContext ctx(engine_options, root, &report);
+  report.SetMachine(DescribeMachine(o.dir));
+  report.SetConfig({{"threads", o.threads}, {"seconds", o.seconds}, {"sizes_kib", o.sizes_kib},
+                    {"max_gib", o.max_gib}});
+  const std::string door = o.door == "s3" ? "s3" : "native";
+  Opener open_door = [&](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
+    if (o.door == "s3") {
+      auto t = std::make_unique<S3Target>();
+      RETURN_IF_ERROR(t->Start(dir));
+      return std::unique_ptr<BlobTarget>(std::move(t));
+    }
+    auto t = std::make_unique<NativeTarget>();
+    RETURN_IF_ERROR(t->Start(dir));
+    RETURN_IF_ERROR(t->Connect(o.threads));
+    return std::unique_ptr<BlobTarget>(std::move(t));
+  };
+  const uint64_t max_bytes = static_cast<uint64_t>(o.max_gib * double(1ull << 30));
+  for (int kib : o.sizes_kib) {
+    const size_t length = static_cast<size_t>(kib) * 1024;
+    const std::string size = SizeName(kib);
+    const KeySet keys(std::clamp<uint64_t>(max_bytes / length, 16, 1 << 20), 16, 0x0b + kib);
+    const ValueSet values(std::clamp<size_t>((256u << 20) / length, 2, 256), length, 0x0c + kib);
+    auto granary = RunTarget(ctx, o, size + "-" + door, open_door, keys, values);
+    if (!granary.ok()) {
+      std::cerr << "error: " << granary.status().ToString() << std::endl;
+      report.AddError(granary.status().ToString());
+      continue;
+    }
+    auto engine = RunTarget(ctx, o, size + "-engine", OpenGranaryTarget, keys, values);
+    if (!engine.ok()) ctx.BaselineFailed(size + " engine", engine.status());
+    auto files = RunTarget(ctx, o, size + "-files", OpenFilesTarget, keys, values);
+    if (!files.ok()) ctx.BaselineFailed(size + " files", files.status());
+    const Figures none;
+    for (int get = 0; get < 2; ++get) {
+      for (const Result<Figures>* b : {&engine, &files}) {
+        const Figures& base = b->ok() ? **b : none;
+        BenchRow row;
+        row.name = size + (get ? " get " : " put ") + door;
+        row.unit = "MB/s";
+        row.granary = get ? granary->get_mbps : granary->put_mbps;
+        row.baseline = b == &engine ? "engine" : "files";
+        if (base.ok) row.baseline_value = get ? base.get_mbps : base.put_mbps;
+        row.details = {{door, get ? granary->get_json : granary->put_json}};
+        if (base.ok) row.details[row.baseline] = get ? base.get_json : base.put_json;
+        report.Add(std::move(row));
+      }
+    }
+  }
+  std::filesystem::remove_all(root, ec);
+  if (auto load = LoadAverage(); !load.empty()) report.machine()["load_average_end"] = load;
+  std::cerr << std::endl;
+  report.PrintTable(o.json ? std::cerr : std::cout);
+  if (o.json) {
+    std::cout << report.ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << std::endl;
+  }
+  return report.errors().empty() ? 0 : 1;
+}
+
+}  // namespace
+
+void AddObjectBenchCommands(CLI::App& bench) {
+  for (std::string door : {"s3", "client"}) {
+    auto o = std::make_shared<ObjectBenchOptions>();
+    o->door = door;
+    CLI::App* cmd = bench.add_subcommand(
+        door, door == "s3"
+                  ? "S3 PUT/GET of 4 KiB-64 MiB objects against the engine and file-per-object"
+                  : "Native-client put/get of 4 KiB-64 MiB objects against the engine and "
+                    "file-per-object");
+    cmd->add_option("--dir", o->dir, "Directory to run in (created if missing, left in place)")
+        ->required();
+    cmd->add_flag("--json", o->json, "Print a JSON document on stdout (the table goes to stderr)");
+    cmd->add_flag("--quick", o->quick, "Smoke run: 1 s per phase");
+    cmd->add_option("--seconds", o->seconds, "Seconds per phase (puts, gets) of each store")
+        ->capture_default_str();
+    cmd->add_option("--threads", o->threads, "Concurrent clients")->capture_default_str();
+    cmd->add_option("--sizes", o->sizes_kib, "Object sizes in KiB")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("--max-gib", o->max_gib, "Data written per store and size, at most")
+        ->capture_default_str();
+    cmd->callback([o] { ExitCode() = RunObjectBench(*o); });
+  }
+}
+
+}  // namespace granary::tools
