@@ -123,6 +123,7 @@ class Connection {
   // Serves one request; false when the connection must close.
   asio::awaitable<bool> ServeOne() {
     parser_.emplace();
+    expect_continue_ = false;
     parser_->header_limit(static_cast<uint32_t>(sh_.options.max_header_bytes));
     parser_->body_limit(boost::none);
     stream_.expires_after(Idle());
@@ -214,11 +215,7 @@ class Connection {
     if (BodyDone() || cap == 0) co_return size_t{0};
     if (expect_continue_) {
       expect_continue_ = false;
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(Idle());
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kNoThrow);
-      (void)n;
-      if (ec) co_return Truncated(ec);
+      if (beast::error_code ec = co_await SendContinue()) co_return Truncated(ec);
     }
     stream_.expires_after(Idle());
     if (!parser_->chunked()) {
@@ -242,6 +239,15 @@ class Connection {
     (void)n;
     if (ec && ec != http::error::need_buffer) co_return Truncated(ec);
     co_return cap - body.size;
+  }
+
+  // Writes "100 Continue".
+  asio::awaitable<beast::error_code> SendContinue() {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(Idle());
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kNoThrow);
+    (void)n;
+    co_return ec;
   }
 
   static Status Truncated(const beast::error_code& ec) {
@@ -397,6 +403,14 @@ class Connection {
       co_await OnWorker(sh_, [upload] { upload->reset(); return 0; });
     }
     if (!BodyDone()) keep_alive_ = false;  // unread body bytes would be taken as a request
+    if (expect_continue_) {
+      // The client waits for "100 Continue" before it sends a body, and none was needed. With
+      // an empty body, send it anyway, as S3 does: botocore (1.29 at least) misreads the next
+      // answer on a connection whose Expect got a final status straight away. With a body left
+      // unread the connection closes (above), which botocore copes with.
+      expect_continue_ = false;
+      if (keep_alive_ && (co_await SendContinue())) co_return false;
+    }
     bool ok = co_await Write(req, std::move(resp));
     co_return ok && keep_alive_ && !sh_.stopping.load(std::memory_order_relaxed);
   }

@@ -1,6 +1,7 @@
 // Range header parsing (range.h).
 #include "s3/range.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace granary::s3 {
@@ -55,6 +56,28 @@ Result<bool> ParseRange(std::string_view header, GetOptions* options) {
   options->length = b - a == UINT64_MAX ? UINT64_MAX : b - a + 1;
   options->suffix_length = 0;
   return true;
+}
+
+Status ResolveRange(const GetOptions& options, uint64_t size, uint64_t* offset,
+                    uint64_t* length) {
+  if (options.suffix_length != 0) {
+    *length = std::min(options.suffix_length, size);
+    *offset = size - *length;
+    return Status::OK();
+  }
+  if (!options.has_range()) {
+    *offset = 0;
+    *length = size;
+    return Status::OK();
+  }
+  if (options.offset >= size) {
+    return Status(Code::kInvalidRange, "the range starts at byte " +
+                                           std::to_string(options.offset) + " but the object has " +
+                                           std::to_string(size) + " bytes");
+  }
+  *offset = options.offset;
+  *length = std::min(options.length, size - options.offset);
+  return Status::OK();
 }
 
 }  // namespace granary::s3

@@ -15,4 +15,10 @@ namespace granary::s3 {
 // the store's to say (kInvalidRange).
 [[nodiscard]] Result<bool> ParseRange(std::string_view header, GetOptions* options);
 
+// Resolves the range of `options` against an object of `size` bytes as ObjectApi::Open does
+// (for a HEAD, which the store answers without a range): the first byte and the byte count.
+// kInvalidRange when the range starts at or past the end of a non-empty object.
+[[nodiscard]] Status ResolveRange(const GetOptions& options, uint64_t size, uint64_t* offset,
+                                  uint64_t* length);
+
 }  // namespace granary::s3

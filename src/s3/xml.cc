@@ -244,19 +244,79 @@ class Parser {
 
 }  // namespace
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `s` (Unicode Table 3-7: no
+// overlong forms, no surrogates, nothing above U+10FFFF) and its code point; 0 when the bytes
+// there are not one.
+size_t DecodeUtf8(std::string_view s, uint32_t* cp) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  unsigned char b0 = byte(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    n = 2;
+    *cp = b0 & 0x1F;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    n = 3;
+    *cp = b0 & 0x0F;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    n = 4;
+    *cp = b0 & 0x07;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || byte(1) < lo || byte(1) > hi) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+    *cp = (*cp << 6) | (byte(i) & 0x3F);
+  }
+  return n;
+}
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+}  // namespace
+
 std::string XmlEscape(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (char c : text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    char c = text[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      uint32_t cp = 0;
+      size_t n = DecodeUtf8(text.substr(i), &cp);
+      if (n == 0 || cp == 0xFFFE || cp == 0xFFFF) {
+        // Not UTF-8, or not a character XML 1.0 allows: one replacement per bad byte (or
+        // character), so the document stays well-formed and lengths stay recognisable.
+        out += kReplacement;
+        i += n == 0 ? 1 : n;
+      } else {
+        out.append(text.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    ++i;
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
       case '\'': out += "&apos;"; break;
+      // Allowed, but a parser would normalise them (CR in text, all three in attributes).
+      case '\t': out += "&#9;"; break;
+      case '\n': out += "&#10;"; break;
+      case '\r': out += "&#13;"; break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
-          out += "&#" + std::to_string(static_cast<int>(c)) + ";";
+          // XML 1.0 allows no other C0 control, not even as a character reference.
+          out += kReplacement;
         } else {
           out.push_back(c);
         }

@@ -20,7 +20,10 @@
 
 namespace granary::s3 {
 
-// Escapes text for element content or attribute values: & < > " ' and control characters.
+// Escapes text for element content or attribute values: & < > " ' become references, and so do
+// tab, LF and CR (which parsers would otherwise normalise). The result is always well-formed
+// UTF-8 XML 1.0 character data: every other control character, every byte that is not part of a
+// well-formed UTF-8 sequence, and U+FFFE / U+FFFF become U+FFFD, one per byte (or character).
 std::string XmlEscape(std::string_view text);
 
 // Builds a document. Every Open() must be matched by a Close() before Finish().
