@@ -3,7 +3,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
-#include <filesystem>
+#include <openssl/rand.h>
+
+#include <optional>
 
 #include "common/hash.h"
 #include "common/logging.h"
@@ -12,7 +14,7 @@
 namespace granary::replication {
 namespace {
 
-constexpr char kDisksFile[] = "DISKS";
+constexpr char kDiskFile[] = "DISK";
 
 class LocalBlobStore final : public BlobStore {
  public:
@@ -130,26 +132,47 @@ class LocalBlobStore final : public BlobStore {
   std::atomic<bool> closed_{false};
 };
 
-std::string CanonicalDir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::path p = std::filesystem::weakly_canonical(dir, ec);
-  return ec ? dir : p.string();
-}
-
-// The disk list is written to the first disk when the store is created and checked after.
-Status CheckDiskList(io::FileSystem& fs, const std::vector<std::string>& disks) {
-  std::string expected;
-  for (const std::string& d : disks) expected += CanonicalDir(d) + "\n";
-  std::string path = io::JoinPath(disks[0], kDisksFile);
-  auto recorded = io::ReadFileToString(fs, path);
-  if (!recorded.ok()) {
-    if (!recorded.status().IsNotFound()) return recorded.status();
-    return io::WriteFileAtomic(fs, path, expected);
+// Each disk carries a DISK file naming the store it belongs to, its place and the number of
+// disks: "<store id> <index> <count>\n". Directories may move (a new mount point, a copied data
+// directory); what must not change is which disk is which, since blobs are placed by index.
+Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks) {
+  std::vector<std::optional<std::string>> found;
+  std::string store_id;
+  for (const std::string& d : disks) {
+    auto text = io::ReadFileToString(fs, io::JoinPath(d, kDiskFile));
+    if (text.ok()) {
+      found.push_back(*text);
+      if (store_id.empty()) store_id = text->substr(0, text->find(' '));
+    } else if (text.status().IsNotFound()) {
+      found.push_back(std::nullopt);
+    } else {
+      return text.status();
+    }
   }
-  if (*recorded != expected) {
-    return Status::InvalidArgument("the data disks differ from the ones this server was created "
-                                   "with (" + path + " lists them): start it with the same "
-                                   "--disks, in the same order");
+  bool fresh = true;
+  for (const auto& f : found) fresh = fresh && !f.has_value();
+  if (fresh) {
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof(raw)) != 1) return Status::Internal("no randomness for a store id");
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (unsigned char c : raw) store_id += {kHex[c >> 4], kHex[c & 15]};
+    for (size_t i = 0; i < disks.size(); ++i) {
+      RETURN_IF_ERROR(io::WriteFileAtomic(fs, io::JoinPath(disks[i], kDiskFile),
+                                          store_id + " " + std::to_string(i) + " " +
+                                              std::to_string(disks.size()) + "\n"));
+    }
+    return Status::OK();
+  }
+  for (size_t i = 0; i < disks.size(); ++i) {
+    std::string expected =
+        store_id + " " + std::to_string(i) + " " + std::to_string(disks.size()) + "\n";
+    if (found[i] != expected) {
+      return Status::InvalidArgument(
+          "disk " + disks[i] + " is not disk " + std::to_string(i + 1) + " of " +
+          std::to_string(disks.size()) + " of this server (its " + kDiskFile + " file says: " +
+          (found[i] ? *found[i] : std::string("nothing")) +
+          "): start the server with the same --disks, in the same order");
+    }
   }
   return Status::OK();
 }
@@ -161,7 +184,7 @@ Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions opti
   std::shared_ptr<io::FileSystem> fs = options.engine.fs;
   if (!fs) fs = io::DefaultFileSystem();
   for (const std::string& d : options.disks) RETURN_IF_ERROR(fs->CreateDir(d));
-  RETURN_IF_ERROR(CheckDiskList(*fs, options.disks));
+  RETURN_IF_ERROR(CheckDisks(*fs, options.disks));
   std::vector<std::unique_ptr<engine::BlobEngine>> engines;
   for (const std::string& d : options.disks) {
     auto e = engine::BlobEngine::Open(io::JoinPath(d, "blobs"), options.engine);

@@ -1,7 +1,7 @@
 // LocalBlobStore: the BlobStore of one node, one blob engine per disk directory. Each blob goes to
 // the disk chosen by a hash of its key, so the chunks of one large object spread over every disk.
-// The list of disks is recorded in the first disk (DISKS file) and must not change between
-// starts: a different list would look for blobs on the wrong disks.
+// Each disk records which disk of which store it is (its DISK file): the list may move to other
+// paths between starts, but not change, since a blob's disk follows from its key.
 //
 // Thread-safe.
 #pragma once
