@@ -31,6 +31,17 @@ std::string_view Unquote(std::string_view etag) {
 
 }  // namespace
 
+Result<proto::UploadRecord> ObjectStore::GetUpload(std::string_view bucket, std::string_view key,
+                                                   std::string_view upload_id) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), UploadKey(bucket, key, upload_id), &value);
+  if (s.IsNotFound()) return NoSuchUpload(upload_id);
+  RETURN_IF_ERROR(FromRocks(s, "reading upload"));
+  proto::UploadRecord upload;
+  if (!upload.ParseFromString(value)) return Status::Corruption("upload record does not parse");
+  return upload;
+}
+
 Result<std::string> ObjectStore::CreateMultipartUpload(std::string_view bucket,
                                                        std::string_view key, PutOptions options) {
   RETURN_IF_ERROR(ValidateObjectKey(key));
@@ -68,12 +79,7 @@ Result<ObjectInfo> ObjectStore::CompleteMultipartUpload(std::string_view bucket,
   }
   GarbageScope garbage_scope(this);
   std::lock_guard<std::mutex> upload_lock(UploadLock(upload_id));
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), UploadKey(bucket, key, upload_id), &value);
-  if (s.IsNotFound()) return NoSuchUpload(upload_id);
-  RETURN_IF_ERROR(FromRocks(s, "reading upload"));
-  proto::UploadRecord upload;
-  if (!upload.ParseFromString(value)) return Status::Corruption("upload record does not parse");
+  ASSIGN_OR_RETURN(proto::UploadRecord upload, GetUpload(bucket, key, upload_id));
 
   // Every part uploaded, by number.
   std::map<int, proto::PartRecord> uploaded;
@@ -152,10 +158,7 @@ Status ObjectStore::AbortMultipartUpload(std::string_view bucket, std::string_vi
   RETURN_IF_ERROR(CheckBucket(bucket));
   GarbageScope garbage_scope(this);
   std::lock_guard<std::mutex> upload_lock(UploadLock(upload_id));
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), UploadKey(bucket, key, upload_id), &value);
-  if (s.IsNotFound()) return NoSuchUpload(upload_id);
-  RETURN_IF_ERROR(FromRocks(s, "reading upload"));
+  RETURN_IF_ERROR(GetUpload(bucket, key, upload_id).status());
   rocksdb::WriteBatch batch;
   batch.Delete(UploadKey(bucket, key, upload_id));
   std::vector<proto::DataRun> runs;
@@ -178,10 +181,7 @@ Result<ListPartsResult> ObjectStore::ListParts(std::string_view bucket, std::str
                                                int part_number_marker, int max_parts) {
   RETURN_IF_ERROR(ValidateObjectKey(key));
   RETURN_IF_ERROR(CheckBucket(bucket));
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), UploadKey(bucket, key, upload_id), &value);
-  if (s.IsNotFound()) return NoSuchUpload(upload_id);
-  RETURN_IF_ERROR(FromRocks(s, "reading upload"));
+  RETURN_IF_ERROR(GetUpload(bucket, key, upload_id).status());
   if (max_parts <= 0 || max_parts > 1000) max_parts = 1000;
   ListPartsResult result;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));

@@ -39,6 +39,7 @@ class WriteBatch;
 
 namespace granary::proto {
 class IntentRecord;
+class UploadRecord;
 class ObjectRecord;
 class DataRun;
 }  // namespace granary::proto
@@ -153,6 +154,9 @@ class ObjectStore final : public ObjectApi {
                                   std::span<const uint64_t> intent_versions,
                                   rocksdb::WriteBatch* extra = nullptr);
   Status WriteSynced(rocksdb::WriteBatch* batch);
+  // The record of a multipart upload: kNoSuchUpload when it was completed, aborted or never was.
+  Result<proto::UploadRecord> GetUpload(std::string_view bucket, std::string_view key,
+                                        std::string_view upload_id);
   // Adds a garbage record for `runs` to `batch`.
   void AddGarbage(rocksdb::WriteBatch* batch, std::span<const proto::DataRun> runs);
   // Intents live in their own RocksDB (intents_db_), never synced, so that recording one never

@@ -214,17 +214,11 @@ Result<ObjectInfo> ObjectStore::Writer::CommitPart(const std::string& md5) {
   *record.mutable_run() = Run();
   GarbageScope garbage_scope(store_);
   std::lock_guard<std::mutex> lock(store_->UploadLock(part_->upload_id));
+  RETURN_IF_ERROR(store_->GetUpload(bucket_, key_, part_->upload_id).status());
   std::string value;
-  rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(),
-                                       UploadKey(bucket_, key_, part_->upload_id), &value);
-  if (s.IsNotFound()) {
-    return Status(Code::kNoSuchUpload, "multipart upload " + part_->upload_id +
-                                           " does not exist (completed or aborted?)");
-  }
-  RETURN_IF_ERROR(FromRocks(s, "reading upload"));
   rocksdb::WriteBatch batch;
   std::string part_key = PartKey(part_->upload_id, static_cast<uint32_t>(part_->number));
-  s = store_->db_->Get(rocksdb::ReadOptions(), part_key, &value);
+  rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), part_key, &value);
   if (s.ok()) {
     proto::PartRecord old;
     if (old.ParseFromString(value)) store_->AddGarbage(&batch, {&old.run(), 1});
@@ -267,13 +261,7 @@ Result<std::unique_ptr<ObjectWriter>> ObjectStore::UploadPart(
     return Status::InvalidArgument("part number " + std::to_string(part_number) +
                                    " is invalid: use 1 to 10000");
   }
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), UploadKey(bucket, key, upload_id), &value);
-  if (s.IsNotFound()) {
-    return Status(Code::kNoSuchUpload, "multipart upload " + std::string(upload_id) +
-                                           " does not exist (completed or aborted?)");
-  }
-  RETURN_IF_ERROR(FromRocks(s, "reading upload"));
+  RETURN_IF_ERROR(GetUpload(bucket, key, upload_id).status());
   PutOptions options;
   options.content_md5 = std::move(content_md5);
   options.expected_size = expected_size;

@@ -228,14 +228,7 @@ int RunEngineBench(EngineBenchOptions o) {
   if (Status s = RemoveTree(root); !s.ok()) report.AddNote("cleanup: " + s.message());
   if (auto load = LoadAverage(); !load.empty()) report.machine()["load_average_end"] = load;
 
-  std::cerr << std::endl;
-  report.PrintTable(o.json ? std::cerr : std::cout);
-  if (o.json) {
-    // Replace, rather than throw on, invalid UTF-8 (a path, a CPU name, fio's stderr).
-    std::cout << report.ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-              << std::endl;
-  }
-  return report.errors().empty() ? 0 : 1;
+  return report.Finish(o.json);
 }
 
 }  // namespace

@@ -177,12 +177,7 @@ int RunMetaBench(const MetaBenchOptions& o) {
   BenchRow rate{"put (batches of " + std::to_string(o.batch) + ")", "objects/s", granary_rate,
                 "files (no fsync)", files_rate, true, "", {}};
   report.Add(rate);
-  report.PrintTable(o.json ? std::cerr : std::cout);
-  if (o.json) {
-    std::cout << report.ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-              << std::endl;
-  }
-  return report.errors().empty() ? 0 : 1;
+  return report.Finish(o.json);
 }
 
 }  // namespace

@@ -330,13 +330,7 @@ int RunObjectBench(ObjectBenchOptions o) {
   }
   std::filesystem::remove_all(root, ec);
   if (auto load = LoadAverage(); !load.empty()) report.machine()["load_average_end"] = load;
-  std::cerr << std::endl;
-  report.PrintTable(o.json ? std::cerr : std::cout);
-  if (o.json) {
-    std::cout << report.ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-              << std::endl;
-  }
-  return report.errors().empty() ? 0 : 1;
+  return report.Finish(o.json);
 }
 
 }  // namespace

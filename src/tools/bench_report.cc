@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 #include <sstream>
 
@@ -304,6 +305,17 @@ nlohmann::json DescribeMachine(const std::string& dir) {
     }
   }
   return m;
+}
+
+int BenchReport::Finish(bool json) const {
+  std::cerr << std::endl;
+  PrintTable(json ? std::cerr : std::cout);
+  if (json) {
+    // Replace, rather than throw on, invalid UTF-8 (a path, a CPU name, fio's stderr).
+    std::cout << ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << std::endl;
+  }
+  return errors_.empty() ? 0 : 1;
 }
 
 }  // namespace granary::tools

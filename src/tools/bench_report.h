@@ -89,6 +89,10 @@ class BenchReport {
   // figures are null.
   nlohmann::json ToJson() const;
 
+  // What every bench command ends with: the table (on stderr when `json`, else stdout), the
+  // JSON document on stdout when `json`; returns the exit code (1 if any error was recorded).
+  int Finish(bool json) const;
+
  private:
   std::string benchmark_;
   std::vector<BenchRow> rows_;
