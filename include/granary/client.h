@@ -12,6 +12,10 @@
 // and message for refused requests, kUnavailable when the server cannot be reached (after
 // ClientOptions::retries reconnect attempts for idempotent requests), kUnauthenticated for wrong
 // credentials.
+//
+// ObjectReaders and ObjectWriters a Client returns use its connections: destroy them before the
+// Client. A writer reports a refusal by the server (no such bucket, no such upload) at its first
+// Append() or at Commit(), not when it is created.
 #pragma once
 
 #include <cstdint>
