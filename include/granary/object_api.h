@@ -107,8 +107,8 @@ class ObjectWriter {
 
 struct GetOptions {
   // Byte range: `offset` and `length` (UINT64_MAX: to the end), or the last `suffix_length`
-  // bytes when that is set. A range starting at or past the end of a non-empty object is
-  // kInvalidRange; a range running past the end is cut at the end.
+  // bytes when that is set (all of them if the object is shorter). A range whose first byte is
+  // at or past the object's end is kInvalidRange; a range running past the end is cut there.
   uint64_t offset = 0;
   uint64_t length = UINT64_MAX;
   uint64_t suffix_length = 0;

@@ -1,6 +1,9 @@
 // ObjectStore: opening, buckets, commits, versions, garbage and the reclaimer.
 #include "meta/object_store.h"
 
+#include <algorithm>
+#include <map>
+
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -286,11 +289,55 @@ Status ObjectStore::Delete(std::string_view bucket, std::string_view key) {
   return WriteSynced(&batch);
 }
 
+// One synced commit for the whole batch, under the locks of all its keys (taken in order).
 std::vector<Status> ObjectStore::DeleteMany(std::string_view bucket,
                                             std::span<const std::string> keys) {
-  std::vector<Status> out;
-  out.reserve(keys.size());
-  for (const std::string& key : keys) out.push_back(Delete(bucket, key));
+  std::vector<Status> out(keys.size());
+  std::vector<size_t> stripes;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    out[i] = ValidateObjectKey(keys[i]);
+    if (out[i].ok()) stripes.push_back(static_cast<size_t>(&KeyLock(bucket, keys[i]) - key_locks_));
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  GarbageScope garbage_scope(this);
+  ReaderLock bucket_lock(&bucket_mu_);
+  Status st = CheckBucket(bucket);
+  if (!st.ok()) {
+    for (Status& s : out) {
+      if (s.ok()) s = st;
+    }
+    return out;
+  }
+  for (size_t s : stripes) key_locks_[s].lock();
+  rocksdb::WriteBatch batch;
+  std::map<std::string_view, size_t> seen;  // a key named twice: the first answer stands
+  for (size_t i = 0; i < keys.size() && st.ok(); ++i) {
+    if (!out[i].ok()) continue;
+    if (auto it = seen.find(keys[i]); it != seen.end()) {
+      out[i] = out[it->second];
+      continue;
+    }
+    seen[keys[i]] = i;
+    auto old = GetRecord(bucket, keys[i]);
+    if (!old.ok()) {
+      st = old.status();
+      break;
+    }
+    if (!*old) {
+      out[i] = Status::NotFound("object \"" + keys[i] + "\" does not exist");
+      continue;
+    }
+    batch.Delete(ObjectKey(bucket, keys[i]));
+    if ((*old)->runs_size() > 0) AddGarbage(&batch, RunsOf(**old));
+  }
+  if (st.ok() && batch.Count() > 0) st = WriteSynced(&batch);
+  for (size_t s : stripes) key_locks_[s].unlock();
+  if (!st.ok()) {
+    for (Status& s : out) {
+      if (s.ok()) s = st;  // deleted in the batch that failed, or not reached
+    }
+  }
   return out;
 }
 

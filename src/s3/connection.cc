@@ -320,9 +320,14 @@ class Connection {
   }
 
   asio::awaitable<bool> ServeUpload(Op op, Request req, AuthContext auth) {
-    std::unique_ptr<char[]> cur(new char[kPieceBytes]);
+    // A body of known, small length gets a buffer of its size, not a whole piece.
+    size_t first_cap = kPieceBytes;
+    if (!req.chunked_transfer && req.has_content_length) {
+      first_cap = static_cast<size_t>(std::min<uint64_t>(req.content_length, kPieceBytes));
+    }
+    std::unique_ptr<char[]> cur(new char[first_cap]);
     std::unique_ptr<char[]> next;
-    Result<size_t> n = co_await Fill(cur.get(), kPieceBytes);
+    Result<size_t> n = co_await Fill(cur.get(), first_cap);
     if (!n.ok()) co_return false;  // the client is gone: nothing to answer, nothing stored
     std::unique_ptr<Upload> upload;
     bool end = BodyDone();
@@ -344,6 +349,7 @@ class Connection {
       co_return co_await Finish(req, std::move(resp), &upload);
     }
     // Pipeline: a worker feeds one piece while the next is read here.
+    if (first_cap < kPieceBytes) cur.reset(new char[kPieceBytes]);  // never, with a whole body
     next.reset(new char[kPieceBytes]);
     auto ex = co_await asio::this_coro::executor;
     std::shared_ptr<Job<Status>> job;

@@ -6,6 +6,7 @@ directory, kill -9 and restart, and the credentials and endpoints clients need.
         client = server.native_client()   # needs the `granary` Python module
         raw = server.raw()                # s3_raw.RawS3: hand-signed requests
 """
+import ctypes
 import json
 import os
 import select
@@ -18,6 +19,13 @@ import time
 BINARY = os.environ.get("GRANARY_BINARY", "build/granary")
 ACCESS_KEY = "GRANARYTESTACCESSKEY"
 SECRET_KEY = "granary-test-secret-key-0123456789abcdef"
+
+
+def _die_with_parent():
+    """In the server's process before exec: SIGKILL it when the test process dies, so that a
+    test process that crashes or is killed never leaves a server behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class GranaryServer:
@@ -50,7 +58,7 @@ class GranaryServer:
         self._log = open(os.path.join(self.data_dir, "server-test.log"), "ab")
         try:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log,
-                                         env=self.env)
+                                         env=self.env, preexec_fn=_die_with_parent)
         except OSError:
             self._log.close()
             raise

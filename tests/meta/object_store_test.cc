@@ -375,6 +375,27 @@ TEST_F(ObjectStoreTest, BatchesPutAndGetManySmallObjects) {
   EXPECT_EQ(got[50].status().code(), Code::kNotFound);
 }
 
+TEST_F(ObjectStoreTest, DeleteManyCommitsOnceAndAnswersPerKey) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  ASSERT_TRUE(store_->Put("bkt", "a", "1").ok());
+  ASSERT_TRUE(store_->Put("bkt", "b", RandomBytes(64 * 1024 * 2, 3)).ok());
+  std::vector<std::string> keys = {"a", "missing", "b", "a", "bad\x01"};
+  std::vector<Status> got = store_->DeleteMany("bkt", keys);
+  ASSERT_EQ(got.size(), keys.size());
+  EXPECT_TRUE(got[0].ok());
+  EXPECT_EQ(got[1].code(), Code::kNotFound);
+  EXPECT_TRUE(got[2].ok());
+  EXPECT_TRUE(got[3].ok());  // named twice: the first answer stands
+  EXPECT_EQ(got[4].code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->Head("bkt", "a", {}).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->Head("bkt", "b", {}).status().code(), Code::kNotFound);
+  ASSERT_TRUE(store_->ReclaimGarbage().ok());
+  EXPECT_EQ(blobs_->Stats().blobs, 0u);
+  for (const Status& s : store_->DeleteMany("nobucket", keys)) {
+    EXPECT_TRUE(s.code() == Code::kNoSuchBucket || s.code() == Code::kInvalidArgument);
+  }
+}
+
 TEST_F(ObjectStoreTest, CopyKeepsOrReplacesMetadata) {
   ASSERT_TRUE(store_->CreateBucket("bkt").ok());
   PutOptions o;
