@@ -56,14 +56,14 @@ TEST_F(ClientTest, ReconnectsAfterServerRestart) {
 }
 
 // An API whose HeadBucket blocks until released, to exercise deadlines.
-class BlockingApi : public MemObjectApi {
+class BlockingApi : public MemoryObjectApi {
  public:
   Result<BucketInfo> HeadBucket(std::string_view bucket) override {
     if (bucket == "slow") {
       entered.set_value();
       release_future.wait();
     }
-    return MemObjectApi::HeadBucket(bucket);
+    return MemoryObjectApi::HeadBucket(bucket);
   }
   std::promise<void> entered;
   std::promise<void> release;

@@ -1,4 +1,4 @@
-// A Client connected to an RpcService that serves a MemObjectApi on a free port of 127.0.0.1.
+// A Client connected to an RpcService that serves a MemoryObjectApi on a free port of 127.0.0.1.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "client/mem_object_api.h"
+#include "support/memory_object_api.h"
 #include "granary/client.h"
 #include "node/rpc_service.h"
 
@@ -81,7 +81,7 @@ class ClientTest : public ::testing::Test {
     return o;
   }
 
-  std::shared_ptr<MemObjectApi> api_ = std::make_shared<MemObjectApi>();
+  std::shared_ptr<MemoryObjectApi> api_ = std::make_shared<MemoryObjectApi>();
   std::unique_ptr<node::RpcService> service_;
   std::string address_;
   std::unique_ptr<Client> client_;

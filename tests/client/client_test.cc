@@ -1,4 +1,4 @@
-// The native client against RpcService over a MemObjectApi: every ObjectApi call, with its
+// The native client against RpcService over a MemoryObjectApi: every ObjectApi call, with its
 // results and its errors (code and message) exactly as the API gave them.
 #include "granary/client.h"
 

@@ -13,7 +13,7 @@
 namespace granary::testing {
 namespace {
 
-class NullApi : public MemObjectApi {
+class NullApi : public MemoryObjectApi {
  public:
   explicit NullApi(size_t size) : data_(Pattern(size)) {}
   Result<std::unique_ptr<ObjectWriter>> BeginPut(std::string_view, std::string_view,

@@ -1,4 +1,4 @@
-// A gateway over a MemoryApi on 127.0.0.1, port 0, for the end-to-end tests.
+// A gateway over a MemoryObjectApi on 127.0.0.1, port 0, for the end-to-end tests.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -7,8 +7,8 @@
 #include <string>
 
 #include "s3/gateway.h"
-#include "s3/memory_api.h"
 #include "s3/s3_client.h"
+#include "support/memory_object_api.h"
 
 namespace granary::s3::testing {
 
@@ -38,7 +38,7 @@ class GatewayTest : public ::testing::Test {
     ASSERT_EQ(r.status, 200u) << r.body;
   }
 
-  MemoryApi api_;
+  granary::testing::MemoryObjectApi api_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<S3Client> client_;
 };
