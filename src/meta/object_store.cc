@@ -2,6 +2,7 @@
 #include "meta/object_store.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 
 #include <rocksdb/db.h>
@@ -549,6 +550,13 @@ void ObjectStore::ReclaimLoop() {
   }
 }
 
+Status ObjectStore::CompactNamespace() {
+  if (closed_) return Status::Unavailable("the object store is closed");
+  RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "flushing the namespace"));
+  return FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr),
+                   "compacting the namespace");
+}
+
 ObjectStoreStats ObjectStore::Stats() {
   ObjectStoreStats s;
   if (closed_) return s;
@@ -560,6 +568,17 @@ ObjectStoreStats ObjectStore::Stats() {
   if (db_->GetIntProperty("rocksdb.estimate-table-readers-mem", &v)) mem += v;
   if (db_->GetIntProperty("rocksdb.block-cache-usage", &v)) mem += v;
   s.meta_memory_bytes = mem;
+  std::map<std::string, std::string> props;
+  if (db_->GetMapProperty("rocksdb.aggregated-table-properties", &props)) {
+    auto get = [&](const char* name) -> uint64_t {
+      auto it = props.find(name);
+      return it == props.end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+    };
+    s.meta_index_bytes = get("index_size");
+    s.meta_filter_bytes = get("filter_size");
+    s.meta_raw_key_bytes = get("raw_key_size");
+    s.meta_raw_value_bytes = get("raw_value_size");
+  }
   auto buckets = ListBuckets();
   if (buckets.ok()) s.buckets = buckets->size();
   s.reclaimed_blobs = reclaimed_blobs_;

@@ -69,6 +69,12 @@ struct ObjectStoreStats {
   uint64_t objects = 0;           // RocksDB's estimate
   uint64_t meta_disk_bytes = 0;   // RocksDB's files
   uint64_t meta_memory_bytes = 0; // memtables, block cache and table readers
+  // Of the tables on disk: index and Bloom filter blocks (what must stay in memory for every
+  // lookup to take one disk read), and the raw sizes of keys and records.
+  uint64_t meta_index_bytes = 0;
+  uint64_t meta_filter_bytes = 0;
+  uint64_t meta_raw_key_bytes = 0;
+  uint64_t meta_raw_value_bytes = 0;
   uint64_t garbage_records = 0;   // pending reclaim
   uint64_t reclaimed_blobs = 0;   // since open
   replication::BlobStoreStats blobs;
@@ -126,6 +132,8 @@ class ObjectStore final : public ObjectApi {
   // Deletes, now, every garbage record no open reader can need. Returns how many blobs went.
   Result<uint64_t> ReclaimGarbage();
   ObjectStoreStats Stats();
+  // Flushes and compacts the whole namespace now (a namespace at rest, for sizing and tests).
+  Status CompactNamespace();
   // Stops the reclaimer and closes RocksDB and the blob store. Later calls fail (kUnavailable).
   Status Close();
 

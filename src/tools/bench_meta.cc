@@ -4,7 +4,6 @@
 // The baseline is the same objects as one file each on the same file system, measured by the
 // space the file system reports used.
 #include <fcntl.h>
-#include <rocksdb/db.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -100,25 +99,14 @@ int RunMetaBench(const MetaBenchOptions& o) {
       FillRandom(expected.data(), expected.size(), i);
       if (got != expected) return Status::Corruption("object " + KeyOf(i) + " read back wrong");
     }
-    RETURN_IF_ERROR(store->Close());
-    store.reset();
-    // Reopen read-only to flush nothing more and read the tables' properties after a full
-    // compaction: what a namespace at rest costs.
-    rocksdb::DB* db = nullptr;
-    rocksdb::Options opts;
-    rocksdb::Status s = rocksdb::DB::Open(opts, root + "/meta", &db);
-    if (!s.ok()) return Status::IOError(s.ToString());
-    std::unique_ptr<rocksdb::DB> guard(db);
-    s = db->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr);
-    if (!s.ok()) return Status::IOError(s.ToString());
-    uint64_t sst = 0;
-    db->GetIntProperty("rocksdb.total-sst-files-size", &sst);
-    std::map<std::string, std::string> props;
-    db->GetMapProperty("rocksdb.aggregated-table-properties", &props);
-    uint64_t index = std::stoull(props.count("index_size") ? props["index_size"] : "0");
-    uint64_t filter = std::stoull(props.count("filter_size") ? props["filter_size"] : "0");
-    uint64_t raw_key = std::stoull(props.count("raw_key_size") ? props["raw_key_size"] : "0");
-    uint64_t raw_value = std::stoull(props.count("raw_value_size") ? props["raw_value_size"] : "0");
+    // What a namespace at rest costs: after a flush and a full compaction.
+    RETURN_IF_ERROR(store->CompactNamespace());
+    const meta::ObjectStoreStats stats = store->Stats();
+    const uint64_t sst = stats.meta_disk_bytes;
+    const uint64_t index = stats.meta_index_bytes;
+    const uint64_t filter = stats.meta_filter_bytes;
+    const uint64_t raw_key = stats.meta_raw_key_bytes;
+    const uint64_t raw_value = stats.meta_raw_value_bytes;
     const double n = static_cast<double>(o.objects);
     granary_disk = static_cast<double>(sst) / n;
     granary_memory = static_cast<double>(index + filter) / n;
@@ -128,8 +116,7 @@ int RunMetaBench(const MetaBenchOptions& o) {
                {"raw_key_bytes_per_object", static_cast<double>(raw_key) / n},
                {"raw_record_bytes_per_object", static_cast<double>(raw_value) / n},
                {"puts_per_sec", granary_rate}};
-    guard.reset();
-    return blobs->Close();
+    return store->Close();
   }();
   if (!status.ok()) {
     std::cerr << "error: " << status.ToString() << std::endl;
