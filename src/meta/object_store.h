@@ -162,6 +162,9 @@ class ObjectStore final : public ObjectApi {
                                   std::span<const uint64_t> intent_versions,
                                   rocksdb::WriteBatch* extra = nullptr);
   Status WriteSynced(rocksdb::WriteBatch* batch);
+  // The record of an object a read may return: kNoSuchBucket, kNotFound, or the conditions' error.
+  Result<proto::ObjectRecord> ReadableRecord(std::string_view bucket, std::string_view key,
+                                             const Conditions& conditions);
   // The record of a multipart upload: kNoSuchUpload when it was completed, aborted or never was.
   Result<proto::UploadRecord> GetUpload(std::string_view bucket, std::string_view key,
                                         std::string_view upload_id);

@@ -123,6 +123,18 @@ Status ResolveRange(const GetOptions& o, uint64_t size, uint64_t* offset, uint64
 
 }  // namespace
 
+Result<proto::ObjectRecord> ObjectStore::ReadableRecord(std::string_view bucket,
+                                                       std::string_view key,
+                                                       const Conditions& conditions) {
+  ASSIGN_OR_RETURN(std::optional<proto::ObjectRecord> record, GetRecord(bucket, key));
+  if (!record) {
+    RETURN_IF_ERROR(CheckBucket(bucket));
+    return Status::NotFound("object \"" + std::string(key) + "\" does not exist");
+  }
+  RETURN_IF_ERROR(CheckReadConditions(InfoOf(bucket, key, *record), conditions));
+  return std::move(*record);
+}
+
 Result<std::unique_ptr<ObjectReader>> ObjectStore::Open(std::string_view bucket,
                                                         std::string_view key,
                                                         const GetOptions& options) {
@@ -136,32 +148,21 @@ Result<std::unique_ptr<ObjectReader>> ObjectStore::Open(std::string_view bucket,
       if (armed) store->UnregisterReader(seq);
     }
   } guard{this, seq};
-  ASSIGN_OR_RETURN(std::optional<proto::ObjectRecord> record, GetRecord(bucket, key));
-  if (!record) {
-    RETURN_IF_ERROR(CheckBucket(bucket));
-    return Status::NotFound("object \"" + std::string(key) + "\" does not exist");
-  }
-  ObjectInfo info = InfoOf(bucket, key, *record);
-  RETURN_IF_ERROR(CheckReadConditions(info, options.conditions));
+  ASSIGN_OR_RETURN(proto::ObjectRecord record, ReadableRecord(bucket, key, options.conditions));
+  ObjectInfo info = InfoOf(bucket, key, record);
   uint64_t offset = 0;
   uint64_t length = 0;
   RETURN_IF_ERROR(ResolveRange(options, info.size, &offset, &length));
   guard.armed = false;
   return std::unique_ptr<ObjectReader>(
-      new Reader(this, seq, std::move(info), std::move(*record), offset, length));
+      new Reader(this, seq, std::move(info), std::move(record), offset, length));
 }
 
 Result<ObjectInfo> ObjectStore::Head(std::string_view bucket, std::string_view key,
                                      const GetOptions& options) {
   RETURN_IF_ERROR(ValidateObjectKey(key));
-  ASSIGN_OR_RETURN(std::optional<proto::ObjectRecord> record, GetRecord(bucket, key));
-  if (!record) {
-    RETURN_IF_ERROR(CheckBucket(bucket));
-    return Status::NotFound("object \"" + std::string(key) + "\" does not exist");
-  }
-  ObjectInfo info = InfoOf(bucket, key, *record);
-  RETURN_IF_ERROR(CheckReadConditions(info, options.conditions));
-  return info;
+  ASSIGN_OR_RETURN(proto::ObjectRecord record, ReadableRecord(bucket, key, options.conditions));
+  return InfoOf(bucket, key, record);
 }
 
 std::vector<Result<std::string>> ObjectStore::GetMany(std::string_view bucket,
