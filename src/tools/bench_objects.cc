@@ -90,28 +90,26 @@ class S3Target final : public DoorTarget {
     req.body().size = value.size();
     req.body().more = false;
     req.content_length(value.size());
-    ASSIGN_OR_RETURN(auto response, Send(req));
-    if (response.result() != http::status::ok) {
-      return Status::IOError("PUT answered " + std::to_string(response.result_int()) + ": " +
-                             response.body());
-    }
+    std::string answer;
+    ASSIGN_OR_RETURN(unsigned status, Send(req, &answer));
+    if (status != 200) return Status::IOError("PUT answered " + std::to_string(status) + ": " + answer);
     return Status::OK();
   }
 
+  // The body is read straight into `value` (sized from Content-Length), as a client that reads
+  // into its own buffers does.
   Status Get(std::string_view key, std::string* value) override {
     http::request<http::empty_body> req{http::verb::get, "/" + std::string(kBucket) + "/" +
                                                              HexKey(key), 11};
-    ASSIGN_OR_RETURN(auto response, Send(req));
-    if (response.result() != http::status::ok) {
-      return Status::IOError("GET answered " + std::to_string(response.result_int()));
-    }
-    value->swap(response.body());
+    ASSIGN_OR_RETURN(unsigned status, Send(req, value));
+    if (status != 200) return Status::IOError("GET answered " + std::to_string(status));
     return Status::OK();
   }
 
  private:
+  // Signs and sends `req`, reads the answer's body into `*body`; returns the HTTP status.
   template <typename Body>
-  Result<http::response<http::string_body>> Send(http::request<Body>& req) {
+  Result<unsigned> Send(http::request<Body>& req, std::string* body) {
     std::string host = "127.0.0.1:" + std::to_string(server_->s3_port());
     std::vector<std::pair<std::string, std::string>> headers = {{"host", host}};
     s3::SignOptions sign;
@@ -132,12 +130,25 @@ class S3Target final : public DoorTarget {
       }
       http::write(*conn, req);
       beast::flat_buffer buffer;
-      http::response_parser<http::string_body> parser;
+      http::response_parser<http::buffer_body> parser;
       parser.body_limit(boost::none);
-      http::read(*conn, buffer, parser);
-      http::response<http::string_body> response = parser.release();
-      if (response.keep_alive()) Give(std::move(conn));
-      return response;
+      http::read_header(*conn, buffer, parser);
+      const size_t length = parser.content_length() ? *parser.content_length() : 0;
+      body->resize(length);
+      parser.get().body().data = body->data();
+      parser.get().body().size = length;
+      parser.get().body().more = true;
+      while (!parser.is_done()) {
+        beast::error_code ec;
+        http::read(*conn, buffer, parser, ec);
+        if (ec == http::error::need_buffer && !parser.is_done()) {
+          return Status::IOError("the S3 answer is longer than its Content-Length");
+        }
+        if (ec && ec != http::error::need_buffer) throw beast::system_error(ec);
+      }
+      const unsigned status = parser.get().result_int();
+      if (parser.get().keep_alive()) Give(std::move(conn));
+      return status;
     } catch (const std::exception& e) {
       return Status::IOError(std::string("S3 request failed: ") + e.what());
     }
