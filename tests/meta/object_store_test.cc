@@ -239,8 +239,8 @@ TEST_F(ObjectStoreTest, IntentsOfUploadsCutByACrashAreReclaimedAtOpen) {
   ASSERT_TRUE((*w)->Append(RandomBytes(64 * 1024 * 2, 1)).ok());
   // Never destroyed, as if the process died here; kept reachable so that LeakSanitizer does not
   // count it (its destructor would touch the store closed below).
-  static std::vector<ObjectWriter*> crashed_writers;
-  crashed_writers.push_back(w->release());
+  static auto* crashed_writers = new std::vector<ObjectWriter*>();  // never freed, on purpose
+  crashed_writers->push_back(w->release());
   Reopen();
   ASSERT_GE(blobs_->Stats().blobs, 1u);  // the chunks written before the "crash"
   EXPECT_EQ(store_->Head("bkt", "k", {}).status().code(), Code::kNotFound);
