@@ -170,7 +170,7 @@ Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks) {
       return Status::InvalidArgument(
           "disk " + disks[i] + " is not disk " + std::to_string(i + 1) + " of " +
           std::to_string(disks.size()) + " of this server (its " + kDiskFile + " file says: " +
-          (found[i] ? *found[i] : std::string("nothing")) +
+          (found[i] ? found[i]->substr(0, found[i]->find('\n')) : std::string("nothing")) +
           "): start the server with the same --disks, in the same order");
     }
   }
