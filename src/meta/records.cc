@@ -1,22 +1,9 @@
 #include "meta/records.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 
 namespace granary::meta {
 namespace {
-
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -45,7 +32,7 @@ int64_t Seconds(int64_t ns) { return ns / 1'000'000'000; }
 }  // namespace
 
 std::string EtagOf(std::string_view md5, uint32_t parts) {
-  std::string etag = Hex(md5);
+  std::string etag = HexEncode(md5);
   if (parts > 0) etag += "-" + std::to_string(parts);
   return etag;
 }
@@ -113,38 +100,13 @@ Status CheckWriteConditions(const ObjectInfo* current, const Conditions& c) {
   return Status::OK();
 }
 
-Md5::Md5() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_md5(), nullptr);
-}
-
-Md5::~Md5() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-
-void Md5::Update(std::string_view data) {
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
-}
-
-std::string Md5::Finish() {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out, &n);
-  return std::string(reinterpret_cast<char*>(out), n);
-}
-
 Status CheckContentMd5(std::string_view content_md5_base64, std::string_view md5) {
-  std::string_view b64 = Trim(content_md5_base64);
-  unsigned char decoded[64];
-  if (b64.size() != 24) {
+  Result<std::string> decoded = Base64Decode(Trim(content_md5_base64));
+  if (!decoded.ok() || decoded->size() != 16) {
     return Status::InvalidArgument("InvalidDigest: the Content-MD5 you specified is not valid "
                                    "base64 of a 16-byte MD5");
   }
-  int n = EVP_DecodeBlock(decoded, reinterpret_cast<const unsigned char*>(b64.data()),
-                          static_cast<int>(b64.size()));
-  // EVP_DecodeBlock counts the padding bytes: 24 base64 characters decode to 18 with "==".
-  if (n != 18 || b64.substr(22) != "==") {
-    return Status::InvalidArgument("InvalidDigest: the Content-MD5 you specified is not valid "
-                                   "base64 of a 16-byte MD5");
-  }
-  if (std::string_view(reinterpret_cast<char*>(decoded), 16) != md5) {
+  if (*decoded != md5) {
     return Status(Code::kBadDigest, "BadDigest: the Content-MD5 you specified did not match what "
                                     "was received");
   }

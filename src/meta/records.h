@@ -1,5 +1,5 @@
 // Conversions between the namespace's records (proto/meta.proto) and ObjectApi's types, ETags,
-// and the evaluation of request conditions. Thread-safe: pure functions, except Md5 (one owner).
+// and the evaluation of request conditions. Thread-safe: pure functions.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/crypto.h"
 #include "granary/object_api.h"
 #include "proto/meta.pb.h"
 
@@ -29,19 +30,6 @@ uint64_t ChunkCount(const proto::DataRun& run);
 Status CheckReadConditions(const ObjectInfo& info, const Conditions& c);
 // Conditions of a write against the current object (`current` null when absent).
 Status CheckWriteConditions(const ObjectInfo* current, const Conditions& c);
-
-// Incremental MD5 (OpenSSL).
-class Md5 {
- public:
-  Md5();
-  ~Md5();
-  Md5(const Md5&) = delete;
-  Md5& operator=(const Md5&) = delete;
-  void Update(std::string_view data);
-  std::string Finish();  // the 16-byte digest
- private:
-  void* ctx_;
-};
 
 // Checks a Content-MD5 header value (base64 of 16 bytes) against a digest: kInvalidArgument if
 // it is not base64 of 16 bytes ("InvalidDigest: ..."), kBadDigest if it differs.

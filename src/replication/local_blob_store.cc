@@ -7,6 +7,7 @@
 
 #include <optional>
 
+#include "common/crypto.h"
 #include "common/hash.h"
 #include "common/logging.h"
 #include "io/file_system.h"
@@ -154,8 +155,7 @@ Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks) {
   if (fresh) {
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof(raw)) != 1) return Status::Internal("no randomness for a store id");
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (unsigned char c : raw) store_id += {kHex[c >> 4], kHex[c & 15]};
+    store_id = HexEncode(std::string_view(reinterpret_cast<char*>(raw), sizeof(raw)));
     for (size_t i = 0; i < disks.size(); ++i) {
       RETURN_IF_ERROR(io::WriteFileAtomic(fs, io::JoinPath(disks[i], kDiskFile),
                                           store_id + " " + std::to_string(i) + " " +

@@ -1,9 +1,9 @@
 #include "rpc/auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
+
+#include "common/crypto.h"
 
 namespace granary::rpc {
 namespace {
@@ -12,16 +12,6 @@ constexpr size_t kMinNonceChars = 16;
 constexpr size_t kMaxNonceChars = 128;
 // Bounds the cache (about 15 MiB); past it the oldest nonces are forgotten first.
 constexpr size_t kMaxRecentNonces = 1 << 17;
-
-std::string Hex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * n, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 15];
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -34,12 +24,7 @@ std::string HelloStringToSign(int64_t unix_time, std::string_view nonce) {
 }
 
 std::string SignHello(std::string_view secret, int64_t unix_time, std::string_view nonce) {
-  std::string msg = HelloStringToSign(unix_time, nonce);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
-  return Hex(mac, len);
+  return HexEncode(HmacSha256(secret, HelloStringToSign(unix_time, nonce)));
 }
 
 Result<proto::HelloRequest> MakeHello(std::string_view access_key, std::string_view secret,
@@ -51,7 +36,7 @@ Result<proto::HelloRequest> MakeHello(std::string_view access_key, std::string_v
   proto::HelloRequest hello;
   hello.set_access_key(std::string(access_key));
   hello.set_unix_time(unix_time);
-  hello.set_nonce(Hex(raw, sizeof(raw)));
+  hello.set_nonce(HexEncode(std::string_view(reinterpret_cast<char*>(raw), sizeof(raw))));
   hello.set_signature(SignHello(secret, unix_time, hello.nonce()));
   return hello;
 }

@@ -50,7 +50,7 @@ Result<bool> UrlEncoding(const Request& r) {
 
 Result<Response> ListObjects(const Request& r, bool v2, const HandlerContext& ctx) {
   ASSIGN_OR_RETURN(bool url, UrlEncoding(r));
-  auto enc = [url](std::string_view s) { return url ? PercentEncode(s, true) : std::string(s); };
+  auto enc = [url](std::string_view s) { return url ? UriEncode(s, true) : std::string(s); };
   ListOptions options;
   options.prefix = r.QueryOr("prefix");
   options.delimiter = r.QueryOr("delimiter");
@@ -118,7 +118,7 @@ Result<Response> ListObjects(const Request& r, bool v2, const HandlerContext& ct
 
 Result<Response> ListMultipartUploads(const Request& r, const HandlerContext& ctx) {
   ASSIGN_OR_RETURN(bool url, UrlEncoding(r));
-  auto enc = [url](std::string_view s) { return url ? PercentEncode(s, true) : std::string(s); };
+  auto enc = [url](std::string_view s) { return url ? UriEncode(s, true) : std::string(s); };
   ListUploadsOptions options;
   options.prefix = r.QueryOr("prefix");
   options.delimiter = r.QueryOr("delimiter");

@@ -43,10 +43,6 @@ struct Request {
 [[nodiscard]] Result<std::string> PercentDecode(std::string_view in, bool plus_is_space);
 [[nodiscard]] Status PercentDecode(std::string_view in, bool plus_is_space, std::string* out);
 
-// Encodes everything but unreserved characters (A-Z a-z 0-9 - _ . ~); '/' too unless
-// `keep_slash`. Used for encoding-type=url listings.
-std::string PercentEncode(std::string_view in, bool keep_slash);
-
 // Splits `target` into path and decoded query parameters, and resolves bucket and key from the
 // Host header and path: Host "<bucket>.<domain>[:port]" for a domain in `domains` is
 // virtual-host style (the whole path is the key); otherwise the first path segment is the

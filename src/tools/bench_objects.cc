@@ -12,6 +12,7 @@
 #include <iostream>
 #include <mutex>
 
+#include "common/crypto.h"
 #include "granary/client.h"
 #include "node/server.h"
 #include "s3/auth.h"
@@ -28,16 +29,6 @@ namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 
 constexpr char kBucket[] = "bench";
-
-std::string HexKey(std::string_view key) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : key) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
 
 struct ObjectBenchOptions {
   std::string door;  // "s3" or "client"
@@ -85,7 +76,7 @@ class S3Target final : public DoorTarget {
 
   Status Put(std::string_view key, std::string_view value) override {
     http::request<http::buffer_body> req{http::verb::put, "/" + std::string(kBucket) + "/" +
-                                                              HexKey(key), 11};
+                                                              HexEncode(key), 11};
     req.body().data = const_cast<char*>(value.data());
     req.body().size = value.size();
     req.body().more = false;
@@ -100,7 +91,7 @@ class S3Target final : public DoorTarget {
   // into its own buffers does.
   Status Get(std::string_view key, std::string* value) override {
     http::request<http::empty_body> req{http::verb::get, "/" + std::string(kBucket) + "/" +
-                                                             HexKey(key), 11};
+                                                             HexEncode(key), 11};
     ASSIGN_OR_RETURN(unsigned status, Send(req, value));
     if (status != 200) return Status::IOError("GET answered " + std::to_string(status));
     return Status::OK();
@@ -185,15 +176,15 @@ class NativeTarget final : public DoorTarget {
     return Status::OK();
   }
   Status Put(std::string_view key, std::string_view value) override {
-    return client_->Put(kBucket, HexKey(key), value).status();
+    return client_->Put(kBucket, HexEncode(key), value).status();
   }
   Status Get(std::string_view key, std::string* value) override {
     if (!value->empty()) {
-      auto n = client_->GetInto(kBucket, HexKey(key), std::span<char>(value->data(), value->size()));
+      auto n = client_->GetInto(kBucket, HexEncode(key), std::span<char>(value->data(), value->size()));
       if (n.ok() && *n == value->size()) return Status::OK();
       if (!n.ok() && n.status().code() != Code::kInvalidArgument) return n.status();
     }
-    ASSIGN_OR_RETURN(*value, client_->Get(kBucket, HexKey(key)));
+    ASSIGN_OR_RETURN(*value, client_->Get(kBucket, HexEncode(key)));
     return Status::OK();
   }
   Status Close() override {

@@ -4,6 +4,7 @@
 #include "s3/errors.h"
 #include "s3/http_time.h"
 #include "s3/range.h"
+#include "s3/auth.h"
 #include "s3/request.h"
 #include "s3/router.h"
 
@@ -116,8 +117,8 @@ TEST(RequestTest, PathAndVirtualHostAddressing) {
   EXPECT_FALSE(ResolveTarget("x", {}, &bad).ok());
   bad.target = "no-slash";
   EXPECT_FALSE(ResolveTarget("x", {}, &bad).ok());
-  EXPECT_EQ(PercentEncode("a b/c~", true), "a%20b/c~");
-  EXPECT_EQ(PercentEncode("a/b", false), "a%2Fb");
+  EXPECT_EQ(UriEncode("a b/c~", true), "a%20b/c~");
+  EXPECT_EQ(UriEncode("a/b", false), "a%2Fb");
 }
 
 TEST(RouterTest, Operations) {
