@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/md5.h"
 #include "common/mutex.h"
 #include "granary/object_api.h"
 #include "replication/blob_store.h"
@@ -239,6 +240,9 @@ class ObjectStore final : public ObjectApi {
   bool reclaim_wanted_ = false;  // GUARDED_BY(reclaim_mu_)
   std::atomic<uint64_t> reclaimed_blobs_{0};
   std::thread reclaimer_;
+
+  // The ETags of the objects being written are hashed together (common/md5.h).
+  Md5Lanes md5_lanes_;
 };
 
 }  // namespace granary::meta

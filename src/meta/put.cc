@@ -11,6 +11,7 @@
 #include <map>
 
 #include "common/logging.h"
+#include "common/md5.h"
 #include "common/names.h"
 #include "meta/keys.h"
 #include "meta/object_store.h"
@@ -21,6 +22,8 @@ namespace granary::meta {
 
 class ObjectStore::Writer final : public ObjectWriter {
  public:
+  static constexpr size_t kHashPiece = 256 << 10;
+
   struct Part {
     std::string upload_id;
     int number = 0;
@@ -34,9 +37,11 @@ class ObjectStore::Writer final : public ObjectWriter {
         options_(std::move(options)),
         part_(std::move(part)),
         chunk_bytes_(store->options_.chunk_bytes),
-        inline_max_(part_ ? 0 : store->options_.inline_max_bytes) {}
+        inline_max_(part_ ? 0 : store->options_.inline_max_bytes),
+        md5_(&store->md5_lanes_) {}
 
   ~Writer() override {
+    md5_.Sync();  // before the bytes it reads go
     if (committed_ || version_ == 0) return;
     WaitForChunks();
     store_->AbandonIntent(version_, chunk_bytes_, intent_chunks_);
@@ -45,7 +50,6 @@ class ObjectStore::Writer final : public ObjectWriter {
   Status Append(std::string_view data) override {
     if (committed_) return Status::InvalidArgument("the upload was already committed");
     RETURN_IF_ERROR(failed_);
-    md5_.Update(data);
     size_ += data.size();
     if (size_ > kMaxSinglePutBytes) {
       failed_ = Status::InvalidArgument("EntityTooLarge: a single upload is limited to 5 GiB; use "
@@ -65,12 +69,14 @@ class ObjectStore::Writer final : public ObjectWriter {
       data.remove_prefix(take);
       if (buffer_.size() == chunk_bytes_) RETURN_IF_ERROR(SubmitChunk());
     }
+    if (buffer_.size() - hashed_ >= kHashPiece) HashBuffer(false);
     return Status::OK();
   }
 
   Result<ObjectInfo> Commit() override {
     if (committed_) return Status::InvalidArgument("the upload was already committed");
     RETURN_IF_ERROR(failed_);
+    HashBuffer(true);
     std::string md5 = md5_.Finish();
     if (!options_.content_md5.empty()) {
       Status st = CheckContentMd5(options_.content_md5, md5);
@@ -130,6 +136,9 @@ class ObjectStore::Writer final : public ObjectWriter {
       cv_.wait(lock, [&] { return in_flight_ < store_->options_.chunks_in_flight; });
       ++in_flight_;
     }
+    HashBuffer(true);
+    md5_.Sync();
+    hashed_ = 0;
     std::string chunk = std::move(buffer_);
     buffer_ = std::string();
     buffer_.reserve(chunk_bytes_);
@@ -142,6 +151,16 @@ class ObjectStore::Writer final : public ObjectWriter {
         });
     ++chunks_;
     return Status::OK();
+  }
+
+  // Queues the buffered bytes not hashed yet for the MD5 lanes: whole blocks only, unless `all`.
+  // Bytes are queued in large pieces and hashed later, so that the uploads being written at once
+  // meet in the lanes (common/md5.h); buffer_ does not move meanwhile (it is reserved whole).
+  void HashBuffer(bool all) {
+    size_t n = buffer_.size() - hashed_;
+    if (!all) n &= ~size_t{63};
+    md5_.UpdateLater(std::string_view(buffer_).substr(hashed_, n));
+    hashed_ += n;
   }
 
   void WaitForChunks() {
@@ -190,9 +209,10 @@ class ObjectStore::Writer final : public ObjectWriter {
   const uint64_t chunk_bytes_;
   const uint64_t inline_max_;
 
-  Md5 md5_;
+  Md5Stream md5_;
   uint64_t size_ = 0;
   std::string buffer_;
+  size_t hashed_ = 0;  // bytes of buffer_ already in md5_
   uint64_t version_ = 0;        // 0 until the data outgrows the inline limit
   uint64_t chunks_ = 0;         // chunks submitted
   uint64_t intent_chunks_ = 0;  // chunks the intent covers
