@@ -239,6 +239,7 @@ void AddBenchCommands(CLI::App& app) {
   bench->require_subcommand(1);
   AddObjectBenchCommands(*bench);
   AddMetaBenchCommand(*bench);
+  AddKvBenchCommand(*bench);
 
   auto o = std::make_shared<EngineBenchOptions>();
   CLI::App* eng = bench->add_subcommand(

@@ -16,6 +16,8 @@ void AddServerCommand(CLI::App& app);
 void AddObjectBenchCommands(CLI::App& bench);
 // `granary bench meta ...` (bench_meta.cc).
 void AddMetaBenchCommand(CLI::App& bench);
+// `granary bench kv ...` (bench_kv.cc).
+void AddKvBenchCommand(CLI::App& bench);
 
 // Exit code of the subcommand that ran, set by its callback.
 int& ExitCode();

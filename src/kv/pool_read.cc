@@ -1,0 +1,214 @@
+// kv::Pool reads: a DRAM hit takes a reader reference under the mutex and copies outside it; a
+// DRAM miss reads the disk tier and promotes the block back into DRAM.
+#include <cstring>
+
+#include "kv/pool.h"
+
+namespace granary::kv {
+namespace {
+
+Status BufferTooSmall(size_t have, size_t need) {
+  return Status::InvalidArgument("the buffer of " + std::to_string(have) +
+                                 " bytes is too small for the value of " + std::to_string(need) +
+                                 " bytes");
+}
+
+Status Miss() { return Status::NotFound("not cached"); }
+
+}  // namespace
+
+Result<std::string> Pool::ReadDisk(std::string_view key) {
+  Result<std::string> v = disk_->Get(key);
+  if (v.ok() || v.status().IsNotFound()) return v;
+  if (v.status().IsCorruption()) {
+    // A cache may lose a block but never returns bad bytes: drop it and miss.
+    disk_->Remove(key).IgnoreError();
+    MutexLock l(&mu_);
+    ++stats_.disk_corruptions;
+    return Miss();
+  }
+  return v.status();
+}
+
+Result<Pool::Fetched> Pool::Fetch(std::string_view key, std::string_view predecessor) {
+  RETURN_IF_ERROR(CheckKvKey(key));
+  {
+    MutexLock l(&mu_);
+    if (closed_) return Status::Unavailable("the KV pool is closed");
+    ++tick_;
+    Block* b = dram_.Find(key);
+    if (b != nullptr && b->state == Block::State::kReady) {
+      dram_.Touch(b, Now(), tick_, /*lease=*/true);
+      if (!predecessor.empty()) {
+        if (Block* p = ParentFor(key, predecessor)) dram_.Link(b, p);
+      }
+      dram_.AddReader(b);
+      ++stats_.dram_hits;
+      return Fetched{b, {}};
+    }
+    if (disk_ == nullptr) {
+      ++stats_.misses;
+      return Miss();
+    }
+  }
+  Result<std::string> v = ReadDisk(key);
+  if (!v.ok()) {
+    if (v.status().IsNotFound()) {
+      MutexLock l(&mu_);
+      ++stats_.misses;
+    }
+    return v.status();
+  }
+  Fetched f;
+  f.value = std::move(v).value();
+  f.block = Promote(key, &f.value, predecessor);
+  return f;
+}
+
+Block* Pool::Promote(std::string_view key, std::string* value, std::string_view predecessor) {
+  std::vector<std::unique_ptr<Block>> evicted;
+  Block* b = nullptr;
+  {
+    MutexLock l(&mu_);
+    ++stats_.disk_hits;
+    const uint64_t now = Now();
+    Block* existing = dram_.Find(key);
+    if (existing != nullptr) {
+      // Promoted or put by another thread meanwhile; a pending put is not readable yet.
+      if (existing->state != Block::State::kReady) return nullptr;
+      b = existing;
+    } else {
+      Result<Block*> r = dram_.Reserve(key, value->size(), now, SpillPredicate(), &evicted);
+      if (r.ok()) {
+        b = *r;
+        b->value = std::move(*value);
+        dram_.Commit(b, ParentFor(key, predecessor), tick_);
+        ++stats_.promotions;
+      }
+    }
+    if (b != nullptr) {
+      dram_.Touch(b, now, tick_, /*lease=*/true);
+      dram_.AddReader(b);
+    }
+  }
+  FinishEvictions(std::move(evicted));
+  return b;
+}
+
+Result<std::string> Pool::Get(std::string_view key) {
+  ASSIGN_OR_RETURN(Fetched f, Fetch(key, {}));
+  if (f.block == nullptr) return std::move(f.value);
+  std::string out = f.block->value;
+  ReleaseReader(f.block);
+  return out;
+}
+
+Result<size_t> Pool::GetInto(std::string_view key, std::span<char> dst) {
+  ASSIGN_OR_RETURN(Fetched f, Fetch(key, {}));
+  const std::string& v = f.block != nullptr ? f.block->value : f.value;
+  const size_t size = v.size();
+  Status st = size <= dst.size() ? Status::OK() : BufferTooSmall(dst.size(), size);
+  if (st.ok()) std::memcpy(dst.data(), v.data(), size);
+  if (f.block != nullptr) ReleaseReader(f.block);
+  if (!st.ok()) return st;
+  return size;
+}
+
+Result<BlockView> Pool::Acquire(std::string_view key) {
+  ASSIGN_OR_RETURN(Fetched f, Fetch(key, {}));
+  if (f.block == nullptr) {
+    return Status::NoSpace(
+        "the block is on disk and the DRAM tier has no room for it (full of "
+        "protected blocks): read it with Get or GetInto, or retry later");
+  }
+  return BlockView(this, f.block);
+}
+
+std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view> keys,
+                                               std::span<const std::span<char>> buffers) {
+  const size_t n = keys.size();
+  std::vector<Status> status(n);
+  std::vector<Block*> held(n, nullptr);
+  std::vector<bool> try_disk(n, false);
+  std::vector<size_t> sizes(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    status[i] = i < buffers.size() ? CheckKvKey(keys[i])
+                                   : Status::InvalidArgument("no buffer for this key");
+  }
+  {
+    MutexLock l(&mu_);
+    if (closed_) {
+      for (Status& st : status) st = Status::Unavailable("the KV pool is closed");
+    } else {
+      const uint64_t tick = ++tick_;
+      const uint64_t now = Now();
+      Block* prev = nullptr;
+      for (size_t i = 0; i < n; ++i) {
+        Block* b = status[i].ok() ? dram_.Find(keys[i]) : nullptr;
+        if (b == nullptr || b->state != Block::State::kReady) {
+          prev = nullptr;
+          if (!status[i].ok()) continue;
+          if (disk_) {
+            try_disk[i] = true;
+          } else {
+            ++stats_.misses;
+            status[i] = Miss();
+          }
+          continue;
+        }
+        dram_.Touch(b, now, tick, /*lease=*/true);
+        if (prev != nullptr) dram_.Link(b, prev);
+        prev = b;
+        ++stats_.dram_hits;
+        if (b->value.size() > buffers[i].size()) {
+          status[i] = BufferTooSmall(buffers[i].size(), b->value.size());
+          continue;
+        }
+        dram_.AddReader(b);
+        held[i] = b;
+      }
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (held[i] == nullptr) continue;
+    sizes[i] = held[i]->value.size();
+    std::memcpy(buffers[i].data(), held[i]->value.data(), sizes[i]);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!try_disk[i]) continue;
+    Result<std::string> v = ReadDisk(keys[i]);
+    if (!v.ok()) {
+      if (v.status().IsNotFound()) {
+        MutexLock l(&mu_);
+        ++stats_.misses;
+      }
+      status[i] = v.status();
+      continue;
+    }
+    if (v->size() > buffers[i].size()) {
+      status[i] = BufferTooSmall(buffers[i].size(), v->size());
+      continue;
+    }
+    sizes[i] = v->size();
+    std::memcpy(buffers[i].data(), v->data(), v->size());
+    held[i] = Promote(keys[i], &v.value(), i > 0 ? keys[i - 1] : std::string_view());
+  }
+  std::vector<Result<size_t>> out;
+  out.reserve(n);
+  {
+    MutexLock l(&mu_);
+    for (size_t i = 0; i < n; ++i) {
+      if (held[i] != nullptr) dram_.DropReader(held[i]);
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (status[i].ok()) {
+      out.emplace_back(sizes[i]);
+    } else {
+      out.emplace_back(status[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace granary::kv
