@@ -2,6 +2,8 @@
 // range scan of the bucket's keys; a common prefix is skipped with one seek past it.
 #include <rocksdb/db.h>
 
+#include <optional>
+
 #include "meta/keys.h"
 #include "meta/object_store.h"
 #include "meta/records.h"
@@ -17,6 +19,16 @@ std::string After(std::string_view name) {
   std::string s(name);
   s.push_back('\0');
   return s;
+}
+
+// The common prefix `key` rolls up into when listed under `prefix` with `delimiter`: up to and
+// including the first delimiter after the prefix; nullopt when none (or no delimiter).
+std::optional<std::string> CommonPrefix(std::string_view key, const std::string& prefix,
+                                        const std::string& delimiter) {
+  if (delimiter.empty()) return std::nullopt;
+  size_t at = key.find(delimiter, prefix.size());
+  if (at == std::string_view::npos) return std::nullopt;
+  return std::string(key.substr(0, at + delimiter.size()));
 }
 
 }  // namespace
@@ -61,22 +73,18 @@ Result<ListResult> ObjectStore::List(std::string_view bucket, const ListOptions&
     if (!raw.starts_with(base)) break;
     std::string_view key(raw.data() + base.size(), raw.size() - base.size());
     if (!key.starts_with(options.prefix)) break;
-    if (!options.delimiter.empty()) {
-      size_t at = key.find(options.delimiter, options.prefix.size());
-      if (at != std::string_view::npos) {
-        std::string common(key.substr(0, at + options.delimiter.size()));
-        if (count == max) {
-          result.truncated = true;
-          break;
-        }
-        result.common_prefixes.push_back(common);
-        ++count;
-        last = {true, common};
-        std::string next = PrefixSuccessor(common);
-        if (next.empty()) break;
-        it->Seek(base + next);
-        continue;
+    if (std::optional<std::string> common = CommonPrefix(key, options.prefix, options.delimiter)) {
+      if (count == max) {
+        result.truncated = true;
+        break;
       }
+      result.common_prefixes.push_back(*common);
+      ++count;
+      last = {true, *common};
+      std::string next = PrefixSuccessor(*common);
+      if (next.empty()) break;
+      it->Seek(base + next);
+      continue;
     }
     if (count == max) {
       result.truncated = true;
@@ -128,22 +136,18 @@ Result<ListUploadsResult> ObjectStore::ListMultipartUploads(std::string_view buc
     std::string_view key = rest.substr(0, zero);
     std::string_view upload_id = rest.substr(zero + 1);
     if (!key.starts_with(options.prefix)) break;
-    if (!options.delimiter.empty()) {
-      size_t at = key.find(options.delimiter, options.prefix.size());
-      if (at != std::string_view::npos) {
-        std::string common(key.substr(0, at + options.delimiter.size()));
-        if (count == max) {
-          result.truncated = true;
-          break;
-        }
-        result.common_prefixes.push_back(common);
-        ++count;
-        last = {common, "", 0};
-        std::string next = PrefixSuccessor(common);
-        if (next.empty()) break;
-        it->Seek(base + next);
-        continue;
+    if (std::optional<std::string> common = CommonPrefix(key, options.prefix, options.delimiter)) {
+      if (count == max) {
+        result.truncated = true;
+        break;
       }
+      result.common_prefixes.push_back(*common);
+      ++count;
+      last = {*common, "", 0};
+      std::string next = PrefixSuccessor(*common);
+      if (next.empty()) break;
+      it->Seek(base + next);
+      continue;
     }
     if (count == max) {
       result.truncated = true;

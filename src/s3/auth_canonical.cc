@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 
 #include "s3/auth.h"
 #include "s3/auth_internal.h"
@@ -53,6 +54,19 @@ Result<int64_t> ToUnix(int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi, 
   }
   return DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
          mi * 60 + s;
+}
+
+// The strings SigV4 signs are lines joined by newlines, the last without one.
+std::string JoinLines(std::initializer_list<std::string_view> lines) {
+  size_t size = lines.size();
+  for (std::string_view line : lines) size += line.size();
+  std::string out;
+  out.reserve(size);
+  for (const std::string_view* line = lines.begin(); line != lines.end(); ++line) {
+    if (line != lines.begin()) out += '\n';
+    out += *line;
+  }
+  return out;
 }
 
 }  // namespace
@@ -262,62 +276,26 @@ Result<std::string> CanonicalHeaders(
 std::string CanonicalRequest(std::string_view method, std::string_view canonical_uri,
                              std::string_view canonical_query, std::string_view canonical_headers,
                              std::string_view signed_headers, std::string_view payload_hash) {
-  std::string out;
-  out.reserve(method.size() + canonical_uri.size() + canonical_query.size() +
-              canonical_headers.size() + signed_headers.size() + payload_hash.size() + 8);
-  out += method;
-  out += '\n';
-  out += canonical_uri;
-  out += '\n';
-  out += canonical_query;
-  out += '\n';
-  out += canonical_headers;
-  out += '\n';
-  out += signed_headers;
-  out += '\n';
-  out += payload_hash;
-  return out;
+  return JoinLines({method, canonical_uri, canonical_query, canonical_headers, signed_headers,
+                    payload_hash});
 }
 
 std::string StringToSign(std::string_view amz_date, std::string_view scope,
                          std::string_view canonical_request) {
-  std::string out(kAlgorithm);
-  out += '\n';
-  out += amz_date;
-  out += '\n';
-  out += scope;
-  out += '\n';
-  out += Sha256Hex(canonical_request);
-  return out;
+  return JoinLines({kAlgorithm, amz_date, scope, Sha256Hex(canonical_request)});
 }
 
 std::string ChunkStringToSign(std::string_view amz_date, std::string_view scope,
                               std::string_view previous_signature, std::string_view chunk_sha256) {
-  std::string out = "AWS4-HMAC-SHA256-PAYLOAD\n";
-  out += amz_date;
-  out += '\n';
-  out += scope;
-  out += '\n';
-  out += previous_signature;
-  out += '\n';
-  out += kEmptySha256;
-  out += '\n';
-  out += chunk_sha256;
-  return out;
+  return JoinLines({"AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous_signature,
+                    kEmptySha256, chunk_sha256});
 }
 
 std::string TrailerStringToSign(std::string_view amz_date, std::string_view scope,
                                 std::string_view previous_signature,
                                 std::string_view trailer_sha256) {
-  std::string out = "AWS4-HMAC-SHA256-TRAILER\n";
-  out += amz_date;
-  out += '\n';
-  out += scope;
-  out += '\n';
-  out += previous_signature;
-  out += '\n';
-  out += trailer_sha256;
-  return out;
+  return JoinLines(
+      {"AWS4-HMAC-SHA256-TRAILER", amz_date, scope, previous_signature, trailer_sha256});
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
