@@ -13,12 +13,6 @@ namespace {
 
 using client::Lease;
 
-// A batch request's payload beyond which items go in a further request, and the header bytes
-// (keys, metadata) likewise; both well inside the server's limits.
-constexpr uint64_t kBatchPayloadBytes = 64ull << 20;
-constexpr size_t kBatchHeaderBytes = 256 << 10;
-constexpr size_t kItemOverheadBytes = 32;
-
 size_t OptionsBytes(const PutOptions& o) {
   size_t n = o.content_type.size() + o.content_md5.size() + o.conditions.if_match.size() +
              o.conditions.if_none_match.size() + 64;
@@ -27,8 +21,17 @@ size_t OptionsBytes(const PutOptions& o) {
   return n;
 }
 
-// Splits [0, n) into runs whose header and payload estimates stay within the batch limits.
-// `header(i)` and `payload(i)` estimate item i. Returns the end of each run.
+// Checks that a batch response answers every item of the request.
+Status CheckCount(int got, size_t want, std::string_view what) {
+  if (static_cast<size_t>(got) == want) return Status::OK();
+  return Status::Internal(std::string(what) + " response has " + std::to_string(got) +
+                          " items for " + std::to_string(want) + " requested");
+}
+
+}  // namespace
+
+namespace client {
+
 std::vector<size_t> SplitBatches(size_t n, const std::function<size_t(size_t)>& header,
                                  const std::function<uint64_t(size_t)>& payload) {
   std::vector<size_t> ends;
@@ -50,9 +53,6 @@ std::vector<size_t> SplitBatches(size_t n, const std::function<size_t(size_t)>& 
   return ends;
 }
 
-// One batch request: sends `request` with `payload`, reads the response header and hands the
-// connection to `on_response` to read the response payload. Retries transport failures when
-// `idempotent`. Returns the transport's or the server's status for the whole request.
 Status RoundTrip(Client::Impl& impl, proto::ObjectMethod method,
                  const google::protobuf::MessageLite& request,
                  std::span<const std::string_view> payload, bool idempotent,
@@ -84,14 +84,12 @@ Status RoundTrip(Client::Impl& impl, proto::ObjectMethod method,
   }
 }
 
-// Checks that a batch response answers every item of the request.
-Status CheckCount(int got, size_t want, std::string_view what) {
-  if (static_cast<size_t>(got) == want) return Status::OK();
-  return Status::Internal(std::string(what) + " response has " + std::to_string(got) +
-                          " items for " + std::to_string(want) + " requested");
-}
+}  // namespace client
 
-}  // namespace
+using client::kBatchPayloadBytes;
+using client::kItemOverheadBytes;
+using client::RoundTrip;
+using client::SplitBatches;
 
 std::vector<Result<ObjectInfo>> Client::PutMany(std::string_view bucket,
                                                 std::span<const PutItem> items) {

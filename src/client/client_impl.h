@@ -11,8 +11,11 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "client/connection_pool.h"
 #include "client/workers.h"
@@ -51,6 +54,26 @@ class Client::Impl {
 };
 
 namespace client {
+
+// A batch request's payload beyond which items go in a further request, and the header bytes
+// (keys, metadata) likewise; both well inside the server's limits.
+inline constexpr uint64_t kBatchPayloadBytes = 64ull << 20;
+inline constexpr size_t kBatchHeaderBytes = 256 << 10;
+inline constexpr size_t kItemOverheadBytes = 32;
+
+// Splits [0, n) into runs whose header and payload estimates stay within the batch limits.
+// `header(i)` and `payload(i)` estimate item i. Returns the end of each run.
+std::vector<size_t> SplitBatches(size_t n, const std::function<size_t(size_t)>& header,
+                                 const std::function<uint64_t(size_t)>& payload);
+
+// One batch request: sends `request` with `payload`, reads the response header and hands the
+// connection to `on_response` to read the response payload. Retries transport failures when
+// `idempotent`. Returns the transport's or the server's status for the whole request.
+Status RoundTrip(Client::Impl& impl, proto::ObjectMethod method,
+                 const google::protobuf::MessageLite& request,
+                 std::span<const std::string_view> payload, bool idempotent,
+                 const std::function<Status(rpc::ClientConnection&, const rpc::Response&,
+                                            rpc::Deadline)>& on_response);
 
 // Parses a response body; kInternal naming the method if it does not parse.
 Status ParseResponse(const rpc::Response& response, google::protobuf::MessageLite* message);

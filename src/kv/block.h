@@ -2,17 +2,25 @@
 // (protection, recency and frequency, its place in the chain of blocks requests touch) in one
 // allocation, so that eviction needs no lookups.
 //
-// Ownership: a Block belongs to its DramTier. Every field except `value` is read and written only
-// under the Pool's mutex. `value` is written once, by the thread that added the block, while the
-// block is pending (invisible to readers), and never changes once the block is ready; readers
-// copy it outside the mutex while they hold a reader reference (`readers`), which keeps the
-// block from being evicted or freed.
+// The value's bytes lie in the pool's shared-memory arena (kv/arena.h), in `extents`.
+//
+// Ownership: a Block belongs to its DramTier. Every field is read and written only under the
+// Pool's mutex, except that `size` and `extents` are set when the block is reserved and never
+// change until it is freed, so they may be read without it while the block is held. The bytes
+// of `extents` are written once, by the thread that added the block, while the block is pending
+// (invisible to readers), and never change once the block is ready; readers copy them outside
+// the mutex while they hold a reader reference (`readers`), which keeps the block from being
+// evicted or freed. Clients that read the arena directly hold nothing: they detect a freed block
+// from the pages' generations (docs/formats/kv-arena.md).
 #pragma once
 
 #include <cstdint>
 #include <future>
 #include <list>
 #include <string>
+#include <vector>
+
+#include "kv_shm/arena_format.h"
 
 namespace granary::kv {
 
@@ -29,8 +37,9 @@ struct Block {
   };
 
   std::string key;
-  std::string value;
-  uint64_t charge = 0;  // bytes counted against the DRAM budget (DramTier::ChargeOf)
+  uint64_t size = 0;            // the value's bytes
+  std::vector<Extent> extents;  // where they lie in the arena, in order (Arena::Allocate)
+  uint64_t charge = 0;          // bytes counted against the DRAM budget (DramTier::ChargeOf)
   State state = State::kPending;
   // kPending: becomes ready when the put that reserved the block has finished (either way).
   std::shared_future<void> settled;

@@ -13,8 +13,8 @@ std::string Bytes(uint64_t n) { return std::to_string(n) + " bytes"; }
 
 }  // namespace
 
-DramTier::DramTier(const DramTierOptions& options)
-    : options_(options), policy_(MakeEvictionPolicy(options.policy)) {
+DramTier::DramTier(const DramTierOptions& options, Arena* arena)
+    : options_(options), arena_(arena), policy_(MakeEvictionPolicy(options.policy)) {
   const double budget = static_cast<double>(options.budget_bytes);
   const double high = std::min(1.0, std::max(0.0, options.high_watermark));
   const double low = std::min(high, std::max(0.0, options.low_watermark));
@@ -25,7 +25,9 @@ DramTier::DramTier(const DramTierOptions& options)
 DramTier::~DramTier() = default;
 
 uint64_t DramTier::ChargeOf(size_t key_size, uint64_t value_size) {
-  return sizeof(Block) + kIndexOverheadBytes + key_size + value_size;
+  const uint64_t pages = Arena::PagesFor(value_size);
+  return sizeof(Block) + kIndexOverheadBytes + key_size +
+         pages * (arena_format::kPageSize + sizeof(Extent));
 }
 
 Block* DramTier::Find(std::string_view key) const {
@@ -66,7 +68,7 @@ Result<Block*> DramTier::Reserve(std::string_view key, uint64_t value_size, uint
       if (must_spill && must_spill(owned->key)) {
         evicted->push_back(std::move(owned));  // charged until spilled (Forget)
       } else {
-        used_ -= owned->charge;
+        Release(owned.get());
       }
     }
   }
@@ -78,9 +80,18 @@ Result<Block*> DramTier::Reserve(std::string_view key, uint64_t value_size, uint
                            " leased blocks, and blocks being read or written; unpin blocks, "
                            "retry when leases end, or raise dram_budget_bytes");
   }
+  Result<std::vector<Extent>> extents = arena_->Allocate(value_size);
+  if (!extents.ok()) {
+    return Status::Internal("the KV pool's DRAM tier charges " + Bytes(used_ + charge) +
+                            " of its budget of " + Bytes(options_.budget_bytes) +
+                            " but its arena has no pages left for it (" +
+                            extents.status().message() + "): a bug in the tier's accounting");
+  }
   auto owned = std::make_unique<Block>();
   Block* b = owned.get();
   b->key.assign(key);
+  b->size = value_size;
+  b->extents = std::move(extents).value();
   b->charge = charge;
   b->id = next_id_++;
   used_ += charge;
@@ -98,7 +109,7 @@ void DramTier::Commit(Block* b, Block* parent, uint64_t tick) {
 }
 
 void DramTier::Abort(Block* b) {
-  used_ -= b->charge;
+  Release(b);
   index_.erase(std::string_view(b->key));
 }
 
@@ -211,16 +222,22 @@ void DramTier::Remove(Block* b) {
   if (b->readers > 0) {
     zombies_.emplace(b, std::move(owned));
   } else {
-    used_ -= b->charge;
+    Release(b);
   }
 }
 
 void DramTier::Free(Block* b) {
-  used_ -= b->charge;
+  Release(b);
   zombies_.erase(b);
 }
 
-void DramTier::Forget(const Block& evicted) { used_ -= evicted.charge; }
+void DramTier::Forget(Block* evicted) { Release(evicted); }
+
+void DramTier::Release(Block* b) {
+  used_ -= b->charge;
+  arena_->Free(b->extents);
+  b->extents.clear();
+}
 
 void DramTier::MaybeCandidate(Block* b) {
   if (b->state != Block::State::kReady || b->removed || b->pinned || b->readers > 0 ||

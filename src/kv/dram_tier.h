@@ -1,12 +1,18 @@
 // DramTier: a KV pool's blocks in memory, their byte accounting, chain links, protection
 // (pins, leases, readers) and eviction.
 //
-// Accounting: every block is charged ChargeOf(key, value) bytes, its value plus the tier's own
-// bookkeeping, from the moment it is reserved (pending) until it is freed. An evicted block is
-// freed at once, unless it must be spilled to the disk tier first: then it stays charged until
-// the Pool calls Forget. A removed block stays charged until its last reader lets go. So the
-// charged total bounds the memory the tier holds, and it never exceeds the budget: a
-// reservation that cannot fit after evicting every candidate fails with kNoSpace.
+// Memory: the values lie in the pool's arena (kv/arena.h); Reserve allocates a block's pages and
+// they return to the arena when the block's charge is released (freed, or Forget after a spill).
+//
+// Accounting: every block is charged ChargeOf(key, value) bytes, its value's whole pages plus
+// the tier's own bookkeeping, from the moment it is reserved (pending) until it is freed. An
+// evicted block is freed at once, unless it must be spilled to the disk tier first: then it stays
+// charged until the Pool calls Forget. A removed block stays charged until its last reader lets go.
+// So the charged total bounds the memory the tier holds, and it never exceeds the budget: a
+// reservation that cannot fit after evicting every candidate fails with kNoSpace. Since a block
+// is charged at least its pages, a charged total within the budget always finds its pages in an
+// arena of ceil(budget / page size) pages; an allocation that fails all the same is a bug
+// (kInternal).
 //
 // Eviction: when a reservation would take the total above the high watermark, candidates are
 // evicted, in the policy's order, until the total plus the reservation is at most the low
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kv/arena.h"
 #include "kv/block.h"
 #include "kv/eviction.h"
 
@@ -43,12 +50,15 @@ struct DramTierOptions {
 
 class DramTier {
  public:
-  explicit DramTier(const DramTierOptions& options);
+  // `arena` holds the values; it has at least ceil(budget_bytes / page size) pages and outlives
+  // the tier.
+  DramTier(const DramTierOptions& options, Arena* arena);
   ~DramTier();
   DramTier(const DramTier&) = delete;
   DramTier& operator=(const DramTier&) = delete;
 
-  // Bytes a block of this key and value size is charged.
+  // Bytes a block of this key and value size is charged: the value's pages, one Extent per page
+  // (the most its extent list can hold), the key, the Block and the index's bookkeeping.
   static uint64_t ChargeOf(size_t key_size, uint64_t value_size);
 
   // The block of `key` in the index, pending or ready; null if none.
@@ -59,7 +69,9 @@ class DramTier {
   // Reserves a pending block for `key` (Find returns it, pending), evicting as needed. Evicted
   // blocks are freed, except those `must_spill` claims: they are appended to `evicted` and stay
   // charged until Forget. kNoSpace when the block cannot fit; kInvalidArgument when it exceeds
-  // the budget. REQUIRES: Find(key) == nullptr.
+  // the budget; kInternal when the arena has no pages for it although the charge fit (a bug).
+  // The block's `size` and `extents` are set: the caller copies the value into them.
+  // REQUIRES: Find(key) == nullptr.
   Result<Block*> Reserve(std::string_view key, uint64_t value_size, uint64_t now,
                          const SpillCheck& must_spill,
                          std::vector<std::unique_ptr<Block>>* evicted);
@@ -85,8 +97,8 @@ class DramTier {
   // Takes ready block `b` out of the index; its bytes are freed now or when its last reader
   // lets go.
   void Remove(Block* b);
-  // Releases the charge of an evicted block that Reserve handed out for spilling.
-  void Forget(const Block& evicted);
+  // Releases the charge and the pages of an evicted block that Reserve handed out for spilling.
+  void Forget(Block* evicted);
 
   uint64_t used_bytes() const { return used_; }
   uint64_t budget_bytes() const { return options_.budget_bytes; }
@@ -108,8 +120,11 @@ class DramTier {
   void Unlink(Block* b);
   void LinkUnder(Block* child, Block* parent);
   void Free(Block* b);
+  // Releases `b`'s charge and returns its pages to the arena.
+  void Release(Block* b);
 
   DramTierOptions options_;
+  Arena* const arena_;
   uint64_t high_bytes_;
   uint64_t low_bytes_;
   std::unique_ptr<EvictionPolicy> policy_;

@@ -42,7 +42,9 @@ Result<std::unique_ptr<Pool>> Pool::Open(PoolOptions options) {
   if (!options.disk_dir.empty() && options.disk_budget_bytes == 0) {
     return Status::InvalidArgument(where + "a disk tier needs disk_budget_bytes above 0");
   }
-  std::unique_ptr<Pool> pool(new Pool(std::move(options)));
+  auto arena = Arena::Create(options.name, options.dram_budget_bytes);
+  if (!arena.ok()) return arena.status().WithContext(where + "arena");
+  std::unique_ptr<Pool> pool(new Pool(std::move(options), std::move(arena).value()));
   if (!pool->options_.disk_dir.empty()) {
     auto disk = DiskTier::Open(pool->options_.disk_dir, pool->options_.disk_budget_bytes,
                                pool->options_.engine);
@@ -52,10 +54,11 @@ Result<std::unique_ptr<Pool>> Pool::Open(PoolOptions options) {
   return pool;
 }
 
-Pool::Pool(PoolOptions options)
+Pool::Pool(PoolOptions options, std::unique_ptr<Arena> arena)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : SystemClock::Default()),
-      dram_(DramOptionsOf(options_)),
+      arena_(std::move(arena)),
+      dram_(DramOptionsOf(options_), arena_.get()),
       memo_(options_.chain_memo_keys) {}
 
 Pool::~Pool() { Close().IgnoreError(); }
@@ -211,10 +214,17 @@ std::string_view BlockView::key() const {
   return block_ != nullptr ? std::string_view(block_->key) : std::string_view();
 }
 
-std::span<const char> BlockView::data() const {
-  if (block_ == nullptr) return {};
-  return {block_->value.data(), block_->value.size()};
+std::vector<std::span<const char>> BlockView::pieces() const {
+  std::vector<std::span<const char>> out;
+  if (block_ == nullptr) return out;
+  out.reserve(block_->extents.size());
+  for (const Extent& e : block_->extents) {
+    out.emplace_back(pool_->arena_->At(e.offset), e.length);
+  }
+  return out;
 }
+
+size_t BlockView::size() const { return block_ != nullptr ? block_->size : 0; }
 
 void BlockView::Release() {
   if (pool_ != nullptr) pool_->ReleaseReader(block_);

@@ -18,9 +18,12 @@
 //   tier it is also durable in the disk tier's engine (fdatasync, group-committed), so after a
 //   crash (kill -9 included) and a reopen it is readable byte for byte unless it was evicted
 //   from the disk tier or removed. Without a disk tier nothing survives Close.
-// - Memory: the bytes charged to the DRAM tier (values, keys and per-block bookkeeping) never
-//   exceed dram_budget_bytes. A put that does not fit after evicting every unprotected block
-//   fails with kNoSpace; one that could never fit fails with kInvalidArgument.
+// - Memory: the DRAM tier's values lie in the pool's arena, a memfd of ceil(dram_budget_bytes /
+//   4096) pages of 4096 bytes plus a header page and a table of one 8-byte generation per page
+//   (docs/formats/kv-arena.md). The bytes charged to the DRAM tier (each value rounded up to
+//   whole pages, keys and per-block bookkeeping) never exceed dram_budget_bytes. A put that does
+//   not fit after evicting every unprotected block fails with kNoSpace; one that could never fit
+//   fails with kInvalidArgument.
 // - Eviction: when a put or promotion would pass the high watermark, blocks are evicted down to
 //   the low watermark in the policy's order. An evicted block goes to the disk tier when there
 //   is one (it is usually there already: puts write through), else it is dropped. A read that
@@ -29,6 +32,12 @@
 //   BlockView or a copy in progress are never evicted; a block that was read is protected for
 //   `lease` after the read (by the pool's Clock), so that a caller that found it with
 //   LongestPrefix can read it.
+// - Shared memory: a client on the same host maps arena_fd() read-only (kv_shm/arena_view.h)
+//   and copies the blocks BatchLocate locates for it. No reference is held for it: a located
+//   block is protected only by its lease, and Remove frees a block nobody reads at once (as
+//   does eviction once the lease has ended). Its pages may then be reused by the next put; the
+//   client detects that from the pages' generations (ArenaView::CopyOut fails) and reads the
+//   block with a normal call instead.
 #pragma once
 
 #include <chrono>
@@ -43,10 +52,12 @@
 #include "common/mutex.h"
 #include "common/status.h"
 #include "engine/engine.h"
+#include "kv/arena.h"
 #include "kv/chain_memo.h"
 #include "kv/disk_tier.h"
 #include "kv/dram_tier.h"
 #include "kv/eviction.h"
+#include "kv_shm/arena_format.h"
 
 namespace granary::kv {
 
@@ -107,7 +118,8 @@ class Pool;
 
 // A read-only view of a block's bytes in DRAM, without a copy. While it lives, the block is
 // neither evicted nor freed (a Remove hides it from later calls; its bytes stay until the view
-// goes). Move-only; destroy it before the Pool. This is what a shared-memory path hands out.
+// goes). Move-only; destroy it before the Pool. The network service sends a value from its
+// views' pieces without copying it first.
 class BlockView {
  public:
   BlockView() = default;
@@ -118,8 +130,10 @@ class BlockView {
   ~BlockView() { Release(); }
 
   std::string_view key() const;
-  std::span<const char> data() const;
-  size_t size() const { return data().size(); }
+  // The value's bytes in order, in the pool's arena: one piece per extent (a value of one run of
+  // pages has one piece; an empty value none). Empty once released.
+  std::vector<std::span<const char>> pieces() const;
+  size_t size() const;
   // Lets go of the block now (the destructor does it otherwise).
   void Release();
 
@@ -163,6 +177,18 @@ class Pool {
   // A view of the value in DRAM (promoting it from disk first); kNotFound on a miss.
   Result<BlockView> Acquire(std::string_view key);
 
+  // The arena that holds the DRAM tier's values, for clients on this host: a read-only
+  // descriptor of the memfd (the pool keeps ownership; dup it to keep it) and the file's size.
+  int arena_fd() const { return arena_->fd(); }
+  uint64_t arena_bytes() const { return arena_->file_bytes(); }
+  // Like BatchGetInto (prefix order, the same stats, touches, chain links, lease renewal, and
+  // disk-tier hits promoted into DRAM) but returns where each block lies in the arena instead
+  // of copying it. No reader reference is left behind: the block is protected only by its lease
+  // from the time of the call (see Shared memory above). kNotFound on a miss; kUnavailable when
+  // a disk hit could not be promoted (DRAM full of protected blocks, or another call is storing
+  // the key): read it with Get or GetInto.
+  std::vector<Result<BlockLocation>> BatchLocate(std::span<const std::string_view> keys);
+
   // Whether a read of `key` would hit now (either tier). Neither a use nor a lease.
   bool Exists(std::string_view key);
   std::vector<bool> BatchExists(std::span<const std::string_view> keys);
@@ -189,22 +215,28 @@ class Pool {
 
  private:
   friend class BlockView;
-  explicit Pool(PoolOptions options);
+  Pool(PoolOptions options, std::unique_ptr<Arena> arena);
 
-  // A read's outcome: the block in DRAM with a reader reference taken, or (a disk hit that
-  // could not be promoted) the value itself.
+  // A read's outcome: the block in DRAM with a reader reference taken (unless a disk hit could
+  // not be promoted) and, for a disk hit, the value read.
   struct Fetched {
     Block* block = nullptr;
-    std::string value;
+    bool from_disk = false;
+    std::string value;  // when from_disk
   };
   // Looks `key` up in DRAM (touch, lease, reader reference) and, on a DRAM miss, reads the disk
   // tier and promotes, linking the block after `predecessor` (may be empty). kNotFound on a
   // miss.
   Result<Fetched> Fetch(std::string_view key, std::string_view predecessor) EXCLUDES(mu_);
   // Copies a block read from disk into DRAM and takes a reader reference on it; null when it
-  // cannot fit (or a put of it is in flight), `value` then left as it was.
-  Block* Promote(std::string_view key, std::string* value, std::string_view predecessor)
+  // cannot fit (or a put or promotion of it is in flight).
+  Block* Promote(std::string_view key, std::string_view value, std::string_view predecessor)
       EXCLUDES(mu_);
+  // Where ready block `b` lies, with its pages' generations now.
+  BlockLocation LocationOf(const Block& b) const REQUIRES(mu_);
+  // The value of a block this thread holds, as one view when it is one extent (or empty), else
+  // assembled in `scratch`.
+  std::string_view ValueOf(const Block& b, std::string* scratch) const;
   // Stores items[begin..) until DRAM is full of this round's own pending blocks; returns where
   // it stopped (items.size() when done).
   size_t PutRound(std::span<const KeyValue> items, size_t begin, std::vector<Status>* out,
@@ -222,7 +254,8 @@ class Pool {
 
   const PoolOptions options_;
   Clock* const clock_;
-  std::unique_ptr<DiskTier> disk_;  // null without a disk tier; set by Open only
+  const std::unique_ptr<Arena> arena_;  // before dram_, which allocates from it
+  std::unique_ptr<DiskTier> disk_;      // null without a disk tier; set by Open only
   mutable Mutex mu_;
   DramTier dram_ GUARDED_BY(mu_);
   ChainMemo memo_ GUARDED_BY(mu_);

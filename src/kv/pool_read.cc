@@ -1,6 +1,8 @@
-// kv::Pool reads: a DRAM hit takes a reader reference under the mutex and copies outside it; a
-// DRAM miss reads the disk tier and promotes the block back into DRAM.
+// kv::Pool reads: a DRAM hit takes a reader reference under the mutex and copies out of the arena
+// outside it; a DRAM miss reads the disk tier and promotes the block back into DRAM. BatchLocate
+// answers where blocks lie instead, for clients that copy them out of the arena themselves.
 #include <cstring>
+#include <future>
 
 #include "kv/pool.h"
 
@@ -44,7 +46,7 @@ Result<Pool::Fetched> Pool::Fetch(std::string_view key, std::string_view predece
       }
       dram_.AddReader(b);
       ++stats_.dram_hits;
-      return Fetched{b, {}};
+      return Fetched{b, false, {}};
     }
     if (disk_ == nullptr) {
       ++stats_.misses;
@@ -60,55 +62,70 @@ Result<Pool::Fetched> Pool::Fetch(std::string_view key, std::string_view predece
     return v.status();
   }
   Fetched f;
+  f.from_disk = true;
   f.value = std::move(v).value();
-  f.block = Promote(key, &f.value, predecessor);
+  f.block = Promote(key, f.value, predecessor);
   return f;
 }
 
-Block* Pool::Promote(std::string_view key, std::string* value, std::string_view predecessor) {
+Block* Pool::Promote(std::string_view key, std::string_view value, std::string_view predecessor) {
   std::vector<std::unique_ptr<Block>> evicted;
   Block* b = nullptr;
+  std::promise<void> done;
   {
     MutexLock l(&mu_);
     ++stats_.disk_hits;
-    const uint64_t now = Now();
     Block* existing = dram_.Find(key);
     if (existing != nullptr) {
-      // Promoted or put by another thread meanwhile; a pending put is not readable yet.
+      // Promoted or put by another thread meanwhile; a pending block is not readable yet.
       if (existing->state != Block::State::kReady) return nullptr;
-      b = existing;
-    } else {
-      Result<Block*> r = dram_.Reserve(key, value->size(), now, SpillPredicate(), &evicted);
-      if (r.ok()) {
-        b = *r;
-        b->value = std::move(*value);
-        dram_.Commit(b, ParentFor(key, predecessor), tick_);
-        ++stats_.promotions;
-      }
+      dram_.Touch(existing, Now(), tick_, /*lease=*/true);
+      dram_.AddReader(existing);
+      return existing;
     }
-    if (b != nullptr) {
-      dram_.Touch(b, now, tick_, /*lease=*/true);
-      dram_.AddReader(b);
+    Result<Block*> r = dram_.Reserve(key, value.size(), Now(), SpillPredicate(), &evicted);
+    if (r.ok()) {
+      b = *r;
+      b->settled = done.get_future().share();  // a put of the key meanwhile waits for it
     }
   }
+  // Pending: no other thread reads or frees the block.
+  if (b != nullptr) arena_->CopyIn(b->extents, value);
   FinishEvictions(std::move(evicted));
+  if (b != nullptr) {
+    MutexLock l(&mu_);
+    dram_.Commit(b, ParentFor(key, predecessor), tick_);
+    ++stats_.promotions;
+    dram_.Touch(b, Now(), tick_, /*lease=*/true);
+    dram_.AddReader(b);
+  }
+  done.set_value();
   return b;
 }
 
 Result<std::string> Pool::Get(std::string_view key) {
   ASSIGN_OR_RETURN(Fetched f, Fetch(key, {}));
-  if (f.block == nullptr) return std::move(f.value);
-  std::string out = f.block->value;
+  if (f.from_disk) {
+    if (f.block != nullptr) ReleaseReader(f.block);
+    return std::move(f.value);
+  }
+  std::string out(f.block->size, '\0');
+  arena_->CopyOut(f.block->extents, out);
   ReleaseReader(f.block);
   return out;
 }
 
 Result<size_t> Pool::GetInto(std::string_view key, std::span<char> dst) {
   ASSIGN_OR_RETURN(Fetched f, Fetch(key, {}));
-  const std::string& v = f.block != nullptr ? f.block->value : f.value;
-  const size_t size = v.size();
+  const size_t size = f.from_disk ? f.value.size() : f.block->size;
   Status st = size <= dst.size() ? Status::OK() : BufferTooSmall(dst.size(), size);
-  if (st.ok()) std::memcpy(dst.data(), v.data(), size);
+  if (st.ok()) {
+    if (f.from_disk) {
+      std::memcpy(dst.data(), f.value.data(), size);
+    } else {
+      arena_->CopyOut(f.block->extents, dst);
+    }
+  }
   if (f.block != nullptr) ReleaseReader(f.block);
   if (!st.ok()) return st;
   return size;
@@ -160,8 +177,8 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
         if (prev != nullptr) dram_.Link(b, prev);
         prev = b;
         ++stats_.dram_hits;
-        if (b->value.size() > buffers[i].size()) {
-          status[i] = BufferTooSmall(buffers[i].size(), b->value.size());
+        if (b->size > buffers[i].size()) {
+          status[i] = BufferTooSmall(buffers[i].size(), b->size);
           continue;
         }
         dram_.AddReader(b);
@@ -171,8 +188,8 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
   }
   for (size_t i = 0; i < n; ++i) {
     if (held[i] == nullptr) continue;
-    sizes[i] = held[i]->value.size();
-    std::memcpy(buffers[i].data(), held[i]->value.data(), sizes[i]);
+    sizes[i] = held[i]->size;
+    arena_->CopyOut(held[i]->extents, buffers[i]);
   }
   for (size_t i = 0; i < n; ++i) {
     if (!try_disk[i]) continue;
@@ -191,7 +208,7 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
     }
     sizes[i] = v->size();
     std::memcpy(buffers[i].data(), v->data(), v->size());
-    held[i] = Promote(keys[i], &v.value(), i > 0 ? keys[i - 1] : std::string_view());
+    held[i] = Promote(keys[i], *v, i > 0 ? keys[i - 1] : std::string_view());
   }
   std::vector<Result<size_t>> out;
   out.reserve(n);
@@ -204,6 +221,84 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
   for (size_t i = 0; i < n; ++i) {
     if (status[i].ok()) {
       out.emplace_back(sizes[i]);
+    } else {
+      out.emplace_back(status[i]);
+    }
+  }
+  return out;
+}
+
+BlockLocation Pool::LocationOf(const Block& b) const {
+  BlockLocation loc;
+  loc.size = b.size;
+  loc.extents = b.extents;
+  loc.generations.reserve(b.extents.size());
+  for (const Extent& e : b.extents) loc.generations.push_back(arena_->GenerationAt(e.offset));
+  return loc;
+}
+
+std::vector<Result<BlockLocation>> Pool::BatchLocate(std::span<const std::string_view> keys) {
+  const size_t n = keys.size();
+  std::vector<Status> status(n);
+  std::vector<BlockLocation> where(n);
+  std::vector<bool> try_disk(n, false);
+  for (size_t i = 0; i < n; ++i) status[i] = CheckKvKey(keys[i]);
+  {
+    MutexLock l(&mu_);
+    if (closed_) {
+      for (Status& st : status) st = Status::Unavailable("the KV pool is closed");
+    } else {
+      const uint64_t tick = ++tick_;
+      const uint64_t now = Now();
+      Block* prev = nullptr;
+      for (size_t i = 0; i < n; ++i) {
+        Block* b = status[i].ok() ? dram_.Find(keys[i]) : nullptr;
+        if (b == nullptr || b->state != Block::State::kReady) {
+          prev = nullptr;
+          if (!status[i].ok()) continue;
+          if (disk_) {
+            try_disk[i] = true;
+          } else {
+            ++stats_.misses;
+            status[i] = Miss();
+          }
+          continue;
+        }
+        dram_.Touch(b, now, tick, /*lease=*/true);
+        if (prev != nullptr) dram_.Link(b, prev);
+        prev = b;
+        ++stats_.dram_hits;
+        where[i] = LocationOf(*b);
+      }
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!try_disk[i]) continue;
+    Result<std::string> v = ReadDisk(keys[i]);
+    if (!v.ok()) {
+      if (v.status().IsNotFound()) {
+        MutexLock l(&mu_);
+        ++stats_.misses;
+      }
+      status[i] = v.status();
+      continue;
+    }
+    Block* b = Promote(keys[i], *v, i > 0 ? keys[i - 1] : std::string_view());
+    if (b == nullptr) {
+      status[i] = Status::Unavailable(
+          "the block is on disk and the DRAM tier has no room for it (full of protected "
+          "blocks): read it with Get or GetInto");
+      continue;
+    }
+    MutexLock l(&mu_);
+    where[i] = LocationOf(*b);
+    dram_.DropReader(b);  // from now on only its lease protects it
+  }
+  std::vector<Result<BlockLocation>> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (status[i].ok()) {
+      out.emplace_back(std::move(where[i]));
     } else {
       out.emplace_back(status[i]);
     }

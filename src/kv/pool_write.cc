@@ -1,5 +1,5 @@
-// kv::Pool puts: reserve DRAM under the mutex, copy the values and write them through to the disk
-// tier outside it, then make the blocks readable.
+// kv::Pool puts: reserve DRAM (the values' arena pages) under the mutex, copy the values into the
+// arena and write them through to the disk tier outside it, then make the blocks readable.
 #include <algorithm>
 #include <cstring>
 
@@ -60,9 +60,9 @@ size_t Pool::PutRound(std::span<const KeyValue> items, size_t begin, std::vector
       if (Block* b = dram_.Find(item.key); b != nullptr) {
         if (b->state == Block::State::kPending) {
           (*waits)[i] = b->settled;
-        } else if (b->value.size() != item.value.size()) {
+        } else if (b->size != item.value.size()) {
           (*out)[i] = Status::AlreadyExists("the KV pool already holds this key with a value of " +
-                                            std::to_string(b->value.size()) +
+                                            std::to_string(b->size) +
                                             " bytes (values are immutable): remove it first");
         } else {
           dram_.Touch(b, now, tick, /*lease=*/false);
@@ -98,7 +98,7 @@ size_t Pool::PutRound(std::span<const KeyValue> items, size_t begin, std::vector
 
   // The reserved blocks are pending: no other thread reads or frees them.
   for (size_t i = begin; i < end; ++i) {
-    if (reserved[i] != nullptr) reserved[i]->value.assign(items[i].value);
+    if (reserved[i] != nullptr) arena_->CopyIn(reserved[i]->extents, items[i].value);
   }
   FinishEvictions(std::move(evicted));
   std::vector<Status> written(n);
@@ -150,15 +150,25 @@ DramTier::SpillCheck Pool::SpillPredicate() {
 
 void Pool::FinishEvictions(std::vector<std::unique_ptr<Block>> evicted) {
   if (evicted.empty()) return;
+  // The evicted blocks keep their pages until Forget: their bytes are read in place.
+  std::vector<std::string> scratch(evicted.size());
   std::vector<DiskTier::Item> spills;
-  for (const auto& b : evicted) spills.push_back({b->key, b->value});
+  for (size_t i = 0; i < evicted.size(); ++i) {
+    spills.push_back({evicted[i]->key, ValueOf(*evicted[i], &scratch[i])});
+  }
   uint64_t spilled = 0;
   for (const Status& st : disk_->PutBatch(spills)) spilled += st.ok() ? 1 : 0;
-  // Free the bytes before releasing their charge, so the charge always covers them.
-  for (auto& b : evicted) std::string().swap(b->value);
   MutexLock l(&mu_);
-  for (const auto& b : evicted) dram_.Forget(*b);
+  for (const auto& b : evicted) dram_.Forget(b.get());
   stats_.spills += spilled;
+}
+
+std::string_view Pool::ValueOf(const Block& b, std::string* scratch) const {
+  if (b.extents.empty()) return {};
+  if (b.extents.size() == 1) return {arena_->At(b.extents[0].offset), b.size};
+  scratch->resize(b.size);
+  arena_->CopyOut(b.extents, *scratch);
+  return *scratch;
 }
 
 }  // namespace granary::kv

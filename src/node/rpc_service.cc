@@ -1,5 +1,6 @@
 #include "node/rpc_service.h"
 
+#include "node/kv_service.h"
 #include "node/rpc_handlers.h"
 #include "proto/object.pb.h"
 #include "rpc/server.h"
@@ -71,14 +72,16 @@ RpcService::RpcService(std::unique_ptr<rpc::Server> server) : server_(std::move(
 RpcService::~RpcService() { Stop(); }
 
 Result<std::unique_ptr<RpcService>> RpcService::Start(ObjectApi& api, SecretLookup secrets,
-                                                      RpcServiceOptions options) {
+                                                      RpcServiceOptions options,
+                                                      KvService* kv) {
   rpc::ServerOptions server_options;
   server_options.listen = std::move(options.listen);
   server_options.max_connections = options.max_connections;
   server_options.secrets = std::move(secrets);
   ObjectApi* target = &api;
   ASSIGN_OR_RETURN(std::unique_ptr<rpc::Server> server,
-                   rpc::Server::Start(std::move(server_options), [target](rpc::ServerCall& call) {
+                   rpc::Server::Start(std::move(server_options), [target, kv](rpc::ServerCall& call) {
+                     if (kv != nullptr && kv->Handles(call.method())) return kv->Dispatch(call);
                      return rpc_handlers::Dispatch(*target, call);
                    }));
   return std::unique_ptr<RpcService>(new RpcService(std::move(server)));

@@ -20,6 +20,8 @@ class Server;
 
 namespace granary::node {
 
+class KvService;
+
 struct RpcServiceOptions {
   std::string listen = "127.0.0.1:9100";  // "host:port"; port 0 picks a free one
   int max_connections = 4096;
@@ -27,11 +29,12 @@ struct RpcServiceOptions {
 
 class RpcService {  // Thread-safe.
  public:
-  // Starts serving `api` (which must outlive the service) on options.listen; connections
-  // authenticate with the keys of `secrets`. kInvalidArgument for a malformed address,
-  // kUnavailable if it cannot be bound.
+  // Starts serving `api` and, when given, the KV pools of `kv` (both must outlive the service)
+  // on options.listen; connections authenticate with the keys of `secrets`. kInvalidArgument
+  // for a malformed address, kUnavailable if it cannot be bound.
   static Result<std::unique_ptr<RpcService>> Start(ObjectApi& api, SecretLookup secrets,
-                                                   RpcServiceOptions options);
+                                                   RpcServiceOptions options,
+                                                   KvService* kv = nullptr);
   ~RpcService();  // stops
 
   uint16_t port() const;  // the bound port

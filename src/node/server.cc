@@ -2,6 +2,7 @@
 
 #include "common/logging.h"
 #include "io/file_system.h"
+#include "node/kv_service.h"
 #include "node/rpc_service.h"
 #include "replication/local_blob_store.h"
 #include "s3/gateway.h"
@@ -9,6 +10,7 @@
 namespace granary::node {
 
 struct Server::Services {
+  std::unique_ptr<KvService> kv;
   std::unique_ptr<RpcService> rpc;
   std::unique_ptr<s3::Gateway> s3;
 };
@@ -35,9 +37,12 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   SecretLookup secrets = RootSecretLookup(server->credentials_);
   server->services_ = std::make_unique<Services>();
+  KvServiceOptions kv_options;
+  kv_options.dir = io::JoinPath(options.data_dir, "kv");
+  ASSIGN_OR_RETURN(server->services_->kv, KvService::Start(std::move(kv_options)));
   RpcServiceOptions rpc_options;
   rpc_options.listen = options.native_listen;
-  auto rpc = RpcService::Start(*server->store_, secrets, rpc_options);
+  auto rpc = RpcService::Start(*server->store_, secrets, rpc_options, server->services_->kv.get());
   if (!rpc.ok()) return rpc.status().WithContext("native protocol on " + options.native_listen);
   server->services_->rpc = std::move(*rpc);
   s3::GatewayOptions s3_options;
@@ -59,7 +64,9 @@ Status Server::Stop() {
   if (services_) {
     if (services_->s3) services_->s3->Stop();
     if (services_->rpc) services_->rpc->Stop();
+    Status kv = services_->kv ? services_->kv->Stop() : Status::OK();
     services_.reset();
+    if (!kv.ok()) GLOG_WARN("closing the KV pools: {}", kv.ToString());
   }
   if (store_) {
     Status st = store_->Close();

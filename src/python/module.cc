@@ -5,9 +5,15 @@
 #include "python/errors.h"
 #include "python/types.h"
 
+namespace granary::python {
+// The KV-cache classes of granary.kv (kv.cc).
+void RegisterKv(py::module_& m);
+}  // namespace granary::python
+
 PYBIND11_MODULE(_granary, m) {
   m.doc() = "Granary's native client (C++), wrapped for Python. Import `granary` instead.";
   granary::python::LoadErrorClasses(m);
   granary::python::RegisterTypes(m);
   granary::python::RegisterClient(m);
+  granary::python::RegisterKv(m);
 }

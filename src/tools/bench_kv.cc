@@ -9,8 +9,8 @@
 // prefix-aware policy and of the offline optimum by Belady's rule (kv/belady.h), and requests
 // per second of the two real policies. Every block read is checked to be the block asked for.
 //
-// Without --trace: the throughput benchmark (puts and batched gets against Redis) belongs here;
-// it is not written yet, and the command says so instead of printing a figure.
+// Without --trace: the throughput benchmark (puts and batched gets against Redis and memcpy),
+// bench_kv_throughput.cc.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +23,7 @@
 
 #include "kv/belady.h"
 #include "kv/pool.h"
+#include "tools/bench_kv_throughput.h"
 #include "tools/bench_report.h"
 #include "tools/commands.h"
 
@@ -34,6 +35,7 @@ struct KvBenchOptions {
   uint64_t block_bytes = 4096;
   std::vector<int> pool_percents = {10, 25, 50};
   bool json = false;
+  std::function<int(bool json)> throughput;  // the benchmark without --trace
 };
 
 constexpr size_t kKeyBytes = 16;  // like a 128-bit content hash
@@ -229,11 +231,7 @@ int RunKvBench(const KvBenchOptions& o) {
     return 1;
   }
   if (!o.trace.empty()) return RunTraceReplay(o);
-  std::cerr << "granary bench kv: the throughput benchmark (puts and batched gets against Redis) "
-               "is not part of this build yet; run the trace replay with --trace FILE "
-               "(e.g. shared/data/traces/synthetic_trace.jsonl)"
-            << std::endl;
-  return 2;
+  return o.throughput(o.json);
 }
 
 }  // namespace
@@ -242,8 +240,9 @@ void AddKvBenchCommand(CLI::App& bench) {
   auto o = std::make_shared<KvBenchOptions>();
   CLI::App* cmd = bench.add_subcommand(
       "kv",
-      "The KV-cache pool: --trace FILE replays a KV-cache trace against LRU, the "
-      "prefix-aware policy and the offline optimum");
+      "The KV-cache pool: put and batched get throughput against Redis and memcpy; --trace "
+      "FILE replays a KV-cache trace against LRU, the prefix-aware policy and the offline "
+      "optimum");
   cmd->add_option("--trace", o->trace,
                   "Trace to replay (JSON lines with prefix-chained \"hash_ids\")");
   cmd->add_option("--block-bytes", o->block_bytes, "Bytes per block in the replay")
@@ -253,6 +252,7 @@ void AddKvBenchCommand(CLI::App& bench) {
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print a JSON document on stdout (the table goes to stderr)");
+  o->throughput = AddKvThroughputBench(*cmd);
   cmd->callback([o] { ExitCode() = RunKvBench(*o); });
 }
 

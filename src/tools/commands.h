@@ -12,6 +12,9 @@ void AddBenchCommands(CLI::App& app);
 // `granary server --data DIR ...` (server_command.cc).
 void AddServerCommand(CLI::App& app);
 
+// `granary admin pool ...` (admin_command.cc).
+void AddAdminCommand(CLI::App& app);
+
 // `granary bench s3|client ...` on the `bench` subcommand (bench_objects.cc).
 void AddObjectBenchCommands(CLI::App& bench);
 // `granary bench meta ...` (bench_meta.cc).

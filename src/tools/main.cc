@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   granary::tools::AddServerCommand(app);
+  granary::tools::AddAdminCommand(app);
   granary::tools::AddBenchCommands(app);
   app.parse_complete_callback([&] { granary::InitLogging(log_level); });
   CLI11_PARSE(app, argc, argv);

@@ -90,6 +90,26 @@ TEST_P(KvBudgetTest, ConcurrentPutsAndViewsNeverPassTheBudget) {
   EXPECT_GT(s.dram_evictions, 1000u);
 }
 
+// The tier charges each block at least its pages, so an arena of ceil(budget / page) pages always
+// has room for what fits the budget. Given a smaller arena (a bug), Reserve fails, not crashes.
+TEST(KvDramTierTest, AnArenaShortOfPagesIsAnInternalError) {
+  auto arena = Arena::Create("short", 2 * arena_format::kPageSize);
+  ASSERT_TRUE(arena.ok());
+  DramTierOptions o;
+  o.budget_bytes = 1 << 20;
+  DramTier tier(o, arena->get());
+  std::vector<std::unique_ptr<Block>> evicted;
+  auto fits = tier.Reserve("a", 2 * arena_format::kPageSize, 0, {}, &evicted);
+  ASSERT_TRUE(fits.ok()) << fits.status().ToString();
+  EXPECT_EQ((*fits)->extents.size(), 1u);
+  auto short_of_pages = tier.Reserve("b", 1, 0, {}, &evicted);
+  EXPECT_EQ(short_of_pages.status().code(), Code::kInternal);
+  EXPECT_EQ(tier.used_bytes(), DramTier::ChargeOf(1, 2 * arena_format::kPageSize));
+  tier.Abort(*fits);
+  EXPECT_EQ(tier.used_bytes(), 0u);
+  EXPECT_EQ((*arena)->free_pages(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Policies, KvBudgetTest,
                          ::testing::Values(EvictionPolicyKind::kLru,
                                            EvictionPolicyKind::kPrefixAware),

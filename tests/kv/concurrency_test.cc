@@ -91,7 +91,7 @@ TEST_P(KvConcurrencyTest, ReadsNeverReturnAnotherKeysBytesOrATornValue) {
           }
           case 2: {
             auto r = pool->Acquire(KeyOf(id));
-            if (r.ok()) check(id, std::string_view(r->data().data(), r->size()));
+            if (r.ok()) check(id, testing::Joined(*r));
             expect_ok_or_miss(r.status());
             break;
           }

@@ -65,6 +65,13 @@ inline std::string ValueFor(uint64_t id, size_t size = kBlockBytes) {
   return v;
 }
 
+// A view's bytes, its pieces joined.
+inline std::string Joined(const BlockView& view) {
+  std::string out;
+  for (std::span<const char> piece : view.pieces()) out.append(piece.data(), piece.size());
+  return out;
+}
+
 inline std::vector<std::string_view> Views(const std::vector<std::string>& keys) {
   return std::vector<std::string_view>(keys.begin(), keys.end());
 }

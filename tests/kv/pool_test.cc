@@ -61,7 +61,7 @@ TEST(KvPoolTest, RejectsBadKeysAndOversizedValues) {
   EXPECT_EQ(pool->Put("", "x").code(), Code::kInvalidArgument);
   EXPECT_EQ(pool->Put(std::string(kMaxKeySize + 1, 'k'), "x").code(), Code::kInvalidArgument);
   EXPECT_TRUE(pool->Put(std::string(kMaxKeySize, 'k'), "x").ok());
-  Status st = pool->Put("big", std::string(3 * testing::kBlockBytes, 'x'));
+  Status st = pool->Put("big", std::string(pool->options().dram_budget_bytes, 'x'));
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
   EXPECT_NE(st.message().find("dram_budget_bytes"), std::string::npos) << st.ToString();
   EXPECT_EQ(pool->Get("").status().code(), Code::kInvalidArgument);
@@ -125,7 +125,8 @@ TEST(KvPoolTest, AcquireGivesTheBytesWithoutACopy) {
   auto view = pool->Acquire("a");
   ASSERT_TRUE(view.ok());
   EXPECT_EQ(view->key(), "a");
-  EXPECT_EQ(std::string(view->data().data(), view->size()), ValueFor(7));
+  EXPECT_EQ(testing::Joined(*view), ValueFor(7));
+  EXPECT_EQ(view->pieces().size(), 1u);  // one run of pages
   BlockView moved = std::move(view).value();
   EXPECT_EQ(moved.size(), testing::kBlockBytes);
   moved.Release();

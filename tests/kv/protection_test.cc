@@ -81,7 +81,7 @@ TEST(KvProtectionTest, ABlockViewKeepsTheBytesEvenThroughRemove) {
   PoolStats s = pool->Stats();
   EXPECT_EQ(s.dram_bytes, s.dram_budget_bytes);
   EXPECT_EQ(s.dram_blocks, 1u);
-  EXPECT_EQ(std::string(view->data().data(), view->size()), ValueFor(1));
+  EXPECT_EQ(testing::Joined(*view), ValueFor(1));
   view->Release();
   EXPECT_LT(pool->Stats().dram_bytes, s.dram_budget_bytes);
 }
