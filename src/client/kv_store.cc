@@ -8,6 +8,7 @@
 
 #include "client/client_impl.h"
 #include "common/logging.h"
+#include "common/mutex.h"
 #include "kv_shm/arena_view.h"
 #include "proto/kv.pb.h"
 #include "rpc/fd_door.h"
@@ -87,9 +88,10 @@ class KVStore::Impl {
         options_(options),
         pool_(std::move(pool)) {}
 
+  // KV_OPEN: checks the pool and, when asked for shared memory and offered it, maps its arena.
   Status Open();
   const std::string& pool() const { return pool_; }
-  bool shared_memory() const { return arena_ != nullptr; }
+  bool shared_memory() const { return Arena() != nullptr; }
 
   std::vector<Status> BatchPut(std::span<const KvItem> items);
   // Reads keys[i] for every i; `place(i, size)` says where its bytes go (null: refuse it as too
@@ -107,9 +109,18 @@ class KVStore::Impl {
     o.parallel_chunks = 1;  // values never move as ranged chunks
     return o;
   }
-  // One KV_GET for keys[begin, end): located reads into `arena_` when `locate`.
+  std::shared_ptr<const kv::ArenaView> Arena() const {
+    MutexLock lock(&arena_mu_);
+    return arena_;
+  }
+  // Maps the pool's arena again after the server said `stale` is not the pool's any more (the
+  // pool was created again, or the server restarted); a no-op when another thread already did.
+  void Remap(const std::shared_ptr<const kv::ArenaView>& stale);
+  std::shared_ptr<const kv::ArenaView> MapArena(const proto::KvOpenResponse& resp);
+  // One KV_GET for keys[which]: located reads from `arena` when it is not null, else over the
+  // socket. Located items that must be read over the socket after all go to `retry`.
   Status ReadBatch(std::span<const std::string_view> keys, const std::vector<size_t>& which,
-                   std::span<const std::span<char>> buffers, bool locate,
+                   std::span<const std::span<char>> buffers, const kv::ArenaView* arena,
                    const std::function<char*(size_t, uint64_t)>& place,
                    const std::function<void(size_t, Status, uint64_t)>& done,
                    std::vector<size_t>* retry);
@@ -117,7 +128,9 @@ class KVStore::Impl {
   Client::Impl core_;
   const KvStoreOptions options_;
   const std::string pool_;
-  std::unique_ptr<kv::ArenaView> arena_;
+  Mutex remap_mu_;  // one Remap at a time
+  mutable Mutex arena_mu_;
+  std::shared_ptr<const kv::ArenaView> arena_ GUARDED_BY(arena_mu_);
 };
 
 Status KVStore::Impl::Open() {
@@ -126,22 +139,39 @@ Status KVStore::Impl::Open() {
   req.set_shared_memory(options_.shared_memory);
   proto::KvOpenResponse resp;
   RETURN_IF_ERROR(core_.Call(proto::KV_OPEN, req, &resp, true));
-  if (!options_.shared_memory || resp.shm_socket().empty()) return Status::OK();
+  std::shared_ptr<const kv::ArenaView> mapped = MapArena(resp);
+  MutexLock lock(&arena_mu_);
+  arena_ = std::move(mapped);
+  return Status::OK();
+}
+
+std::shared_ptr<const kv::ArenaView> KVStore::Impl::MapArena(const proto::KvOpenResponse& resp) {
+  if (!options_.shared_memory || resp.shm_socket().empty()) return nullptr;
   uint64_t size = 0;
   Result<int> fd = rpc::FdDoor::Receive(resp.shm_socket(), resp.shm_token(), &size);
   if (!fd.ok()) {
     GLOG_DEBUG("KV pool {}: no shared memory, reading over the socket: {}", pool_,
                fd.status().ToString());
-    return Status::OK();
+    return nullptr;
   }
   Result<std::unique_ptr<kv::ArenaView>> view = kv::ArenaView::Map(*fd);
   if (!view.ok()) {
     GLOG_WARN("KV pool {}: the server's arena cannot be mapped, reading over the socket: {}",
               pool_, view.status().ToString());
-    return Status::OK();
+    return nullptr;
   }
-  arena_ = std::move(*view);
-  return Status::OK();
+  return std::move(*view);
+}
+
+void KVStore::Impl::Remap(const std::shared_ptr<const kv::ArenaView>& stale) {
+  MutexLock lock(&remap_mu_);
+  if (Arena() != stale) return;
+  Status st = Open();
+  if (!st.ok()) {
+    GLOG_DEBUG("KV pool {}: reopening after its arena changed failed: {}", pool_, st.ToString());
+    MutexLock arena_lock(&arena_mu_);
+    arena_ = nullptr;
+  }
 }
 
 std::vector<Status> KVStore::Impl::BatchPut(std::span<const KvItem> items) {
@@ -177,13 +207,16 @@ std::vector<Status> KVStore::Impl::BatchPut(std::span<const KvItem> items) {
 
 Status KVStore::Impl::ReadBatch(std::span<const std::string_view> keys,
                                 const std::vector<size_t>& which,
-                                std::span<const std::span<char>> buffers, bool locate,
+                                std::span<const std::span<char>> buffers,
+                                const kv::ArenaView* arena,
                                 const std::function<char*(size_t, uint64_t)>& place,
                                 const std::function<void(size_t, Status, uint64_t)>& done,
                                 std::vector<size_t>* retry) {
+  const bool locate = arena != nullptr;
   proto::KvGetRequest req;
   req.set_pool(pool_);
   req.set_locate(locate);
+  if (locate) req.set_arena_id(arena->arena_id());
   for (size_t i : which) {
     req.add_keys(std::string(keys[i]));
     if (!buffers.empty()) req.add_max_sizes(buffers[i].size());
@@ -191,6 +224,7 @@ Status KVStore::Impl::ReadBatch(std::span<const std::string_view> keys,
   return client::RoundTrip(
       core_, proto::KV_GET, req, {}, true,
       [&](rpc::ClientConnection& conn, const rpc::Response& r, rpc::Deadline deadline) {
+        retry->clear();  // from an attempt that failed part way
         proto::KvGetResponse resp;
         RETURN_IF_ERROR(client::ParseResponse(r, &resp));
         RETURN_IF_ERROR(CheckCount(resp.items_size(), which.size(), "KV_GET"));
@@ -230,7 +264,7 @@ Status KVStore::Impl::ReadBatch(std::span<const std::string_view> keys,
             location.generations.push_back(e.generation());
           }
           Result<size_t> copied =
-              arena_->CopyOut(location, std::span<char>(dst, static_cast<size_t>(item.size())));
+              arena->CopyOut(location, std::span<char>(dst, static_cast<size_t>(item.size())));
           if (copied.ok()) {
             done(i, Status::OK(), *copied);
           } else {
@@ -251,13 +285,23 @@ void KVStore::Impl::Read(std::span<const std::string_view> keys,
     for (size_t i = begin; i < end; ++i) which.push_back(i);
     std::vector<size_t> retry;
     Status st;
-    if (arena_) {
-      st = ReadBatch(keys, which, buffers, true, place, done, &retry);
-      // kUnavailable for a located item means it could not be brought into DRAM: the socket
-      // read returns it straight from disk.
+    // Located first, while this store has the pool's arena mapped; once more after mapping it
+    // again when the server says the mapping is of an arena the pool no longer has.
+    for (int attempt = 0; attempt < 2 && st.ok() && !which.empty(); ++attempt) {
+      std::shared_ptr<const kv::ArenaView> arena = Arena();
+      if (!arena) break;
+      st = ReadBatch(keys, which, buffers, arena.get(), place, done, &retry);
+      if (st.code() == Code::kPreconditionFailed) {
+        Remap(arena);
+        st = Status::OK();
+        continue;
+      }
+      // The located items that could not be copied (brought into DRAM, or changed under the
+      // copy) are read over the socket.
       if (st.ok()) which.swap(retry);
+      break;
     }
-    if (st.ok() && !which.empty()) st = ReadBatch(keys, which, buffers, false, place, done, &retry);
+    if (st.ok() && !which.empty()) st = ReadBatch(keys, which, buffers, nullptr, place, done, &retry);
     if (!st.ok()) {
       for (size_t i : which) done(i, st, 0);
     }

@@ -9,6 +9,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <string>
 
 namespace granary::kv {
@@ -27,6 +28,13 @@ constexpr size_t kMaxNameBytes = 200;
 // 4 PiB of values: far beyond any host's memory, and far from overflowing the layout's offsets.
 constexpr uint64_t kMaxPages = uint64_t{1} << 40;
 
+uint64_t NewArenaId() {
+  std::random_device random;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{random()} << 32) ^ random();
+  return id;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Arena>> Arena::Create(std::string_view name, uint64_t data_bytes) {
@@ -35,7 +43,8 @@ Result<std::unique_ptr<Arena>> Arena::Create(std::string_view name, uint64_t dat
                                    std::to_string(kMaxPages * fmt::kPageSize) + " bytes, not " +
                                    std::to_string(data_bytes) + ": lower dram_budget_bytes");
   }
-  const fmt::Layout layout = fmt::LayoutFor(PagesFor(data_bytes));
+  fmt::Layout layout = fmt::LayoutFor(PagesFor(data_bytes));
+  layout.arena_id = NewArenaId();
   const std::string memfd_name =
       "granary-kv-" + std::string(name.substr(0, std::min(name.size(), kMaxNameBytes)));
   const int rw = ::memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -73,6 +82,7 @@ Result<std::unique_ptr<Arena>> Arena::Create(std::string_view name, uint64_t dat
   Store<uint64_t>(b + fmt::kPageCountOffset, layout.page_count);
   Store<uint64_t>(b + fmt::kGenerationsOffsetOffset, layout.generations_offset);
   Store<uint64_t>(b + fmt::kDataOffsetOffset, layout.data_offset);
+  Store<uint64_t>(b + fmt::kArenaIdOffset, layout.arena_id);
   return std::unique_ptr<Arena>(new Arena(fd, b, layout));
 }
 

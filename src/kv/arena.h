@@ -54,6 +54,8 @@ class Arena {
   uint64_t page_count() const { return layout_.page_count; }
   uint64_t data_offset() const { return layout_.data_offset; }
   uint64_t free_pages() const { return free_pages_; }
+  // Random and never 0; no two arenas of a host share one (arena_format.h).
+  uint64_t arena_id() const { return layout_.arena_id; }
 
   // Pages a value of `bytes` takes.
   static uint64_t PagesFor(uint64_t bytes) {

@@ -181,6 +181,7 @@ class Pool {
   // descriptor of the memfd (the pool keeps ownership; dup it to keep it) and the file's size.
   int arena_fd() const { return arena_->fd(); }
   uint64_t arena_bytes() const { return arena_->file_bytes(); }
+  uint64_t arena_id() const { return arena_->arena_id(); }
   // Like BatchGetInto (prefix order, the same stats, touches, chain links, lease renewal, and
   // disk-tier hits promoted into DRAM) but returns where each block lies in the arena instead
   // of copying it. No reader reference is left behind: the block is protected only by its lease

@@ -38,13 +38,19 @@ inline constexpr uint64_t kPageSizeOffset = 16;           // u64
 inline constexpr uint64_t kPageCountOffset = 24;          // u64: data pages
 inline constexpr uint64_t kGenerationsOffsetOffset = 32;  // u64: offset of the generation table
 inline constexpr uint64_t kDataOffsetOffset = 40;         // u64: offset of data page 0
-inline constexpr uint64_t kHeaderFieldsBytes = 48;        // the rest of the header page is zero
+inline constexpr uint64_t kArenaIdOffset = 48;            // u64: random, never 0 (see below)
+inline constexpr uint64_t kHeaderFieldsBytes = 56;        // the rest of the header page is zero
 
 // The bytes "GRKVAREN" read as a host-order (little-endian) u64.
 inline constexpr uint64_t kMagic = 0x4E455241564B5247ull;
 inline constexpr uint32_t kVersion = 1;
 inline constexpr uint64_t kPageSize = 4096;
 inline constexpr uint64_t kGenerationBytes = 8;  // one u64 per data page
+
+// The arena id names one arena for its whole life: a pool that is deleted and created again, or
+// reopened by a restarted server, gets a new arena with a new id. A client sends the id of the
+// arena it has mapped with every located read, and the server refuses to locate blocks in any
+// other arena, so that offsets are never applied to the wrong memory.
 
 // Where the parts of an arena of `page_count` data pages lie, as this version lays them out: the
 // header page, the generation table from the next page (rounded up to whole pages), then the
@@ -55,6 +61,7 @@ struct Layout {
   uint64_t generations_offset = 0;
   uint64_t data_offset = 0;
   uint64_t file_bytes = 0;
+  uint64_t arena_id = 0;
 };
 
 inline Layout LayoutFor(uint64_t page_count) {

@@ -46,7 +46,9 @@ Result<fmt::Layout> CheckHeader(const char* base, uint64_t file_bytes) {
   l.page_count = Load<uint64_t>(base + fmt::kPageCountOffset);
   l.generations_offset = Load<uint64_t>(base + fmt::kGenerationsOffsetOffset);
   l.data_offset = Load<uint64_t>(base + fmt::kDataOffsetOffset);
+  l.arena_id = Load<uint64_t>(base + fmt::kArenaIdOffset);
   l.file_bytes = file_bytes;
+  if (l.arena_id == 0) return Bad(file_bytes, "its arena id is 0");
   const uint64_t ps = l.page_size;
   if (ps < fmt::kGenerationBytes || (ps & (ps - 1)) != 0 || ps > (uint64_t{1} << 30)) {
     return Bad(file_bytes, "its page size " + std::to_string(ps) + " is not a power of two");

@@ -52,6 +52,8 @@ class ArenaView {
   uint64_t file_bytes() const { return file_bytes_; }
   uint64_t page_size() const { return layout_.page_size; }
   uint64_t page_count() const { return layout_.page_count; }
+  // The arena's id (arena_format.h), which located reads send to the server.
+  uint64_t arena_id() const { return layout_.arena_id; }
 
  private:
   ArenaView(int fd, const char* base, uint64_t file_bytes, const arena_format::Layout& layout)

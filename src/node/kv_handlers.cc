@@ -175,6 +175,12 @@ Status KvService::Get(rpc::ServerCall& call) {
   };
   proto::KvGetResponse resp;
   if (req.locate()) {
+    if (req.arena_id() != pool.arena_id()) {
+      return call.Respond(Status::PreconditionFailed(
+          "the client's mapping of KV pool \"" + req.pool() +
+          "\" is of an arena the pool no longer has (the pool was created again or the server "
+          "restarted): open the pool again"));
+    }
     std::vector<Result<kv::BlockLocation>> found = pool.BatchLocate(keys);
     for (int i = 0; i < req.keys_size(); ++i) {
       proto::KvGetResponse::Item* item = resp.add_items();

@@ -66,12 +66,15 @@ TEST(KvArenaTest, LayoutAndHeader) {
   EXPECT_EQ(u64(24), 1000u);      // page count
   EXPECT_EQ(u64(32), 4096u);      // generation table
   EXPECT_EQ(u64(40), 3 * 4096u);  // data
-  EXPECT_TRUE(std::all_of(h + 48, h + sizeof(h), [](char c) { return c == 0; }));
+  EXPECT_EQ(u64(48), a->arena_id());
+  EXPECT_NE(a->arena_id(), 0u);
+  EXPECT_TRUE(std::all_of(h + 56, h + sizeof(h), [](char c) { return c == 0; }));
 
-  // A budget that is not a page multiple rounds up.
+  // A budget that is not a page multiple rounds up; every arena has its own id.
   auto b = Arena::Create("odd", 10 * kPage + 1);
   ASSERT_TRUE(b.ok());
   EXPECT_EQ((*b)->page_count(), 11u);
+  EXPECT_NE((*b)->arena_id(), a->arena_id());
 }
 
 TEST(KvArenaTest, ClientsGetAReadOnlyDescriptor) {

@@ -17,6 +17,7 @@ namespace {
 using granary::testing::TempDir;
 
 constexpr uint64_t kPage = 4096;
+constexpr uint64_t kArenaId = 0x0123456789abcdefull;
 
 // A version 1 arena of `pages` data pages, byte by byte as the format page describes it.
 std::string V1Arena(uint64_t pages) {
@@ -30,6 +31,7 @@ std::string V1Arena(uint64_t pages) {
   put64(24, pages);
   put64(32, kPage);
   put64(40, (1 + table_pages) * kPage);
+  put64(48, kArenaId);
   return f;
 }
 
@@ -62,6 +64,7 @@ TEST_F(KvArenaViewTest, ReadsAHandBuiltVersion1Arena) {
   EXPECT_EQ((*view)->page_count(), 4u);
   EXPECT_EQ((*view)->page_size(), kPage);
   EXPECT_EQ((*view)->file_bytes(), f.size());
+  EXPECT_EQ((*view)->arena_id(), kArenaId);
 
   BlockLocation loc;
   loc.size = v.size();
@@ -134,6 +137,13 @@ TEST_F(KvArenaViewTest, RefusesFilesThatAreNotArenas) {
   Status version = MapBytes(f).status();
   EXPECT_EQ(version.code(), Code::kNotSupported);
   EXPECT_NE(version.message().find("version 2"), std::string::npos) << version.ToString();
+
+  // No arena id: every arena has one, so that servers can refuse stale mappings.
+  f = V1Arena(2);
+  std::memset(f.data() + 48, 0, 8);
+  Status no_id = MapBytes(f).status();
+  EXPECT_EQ(no_id.code(), Code::kCorruption);
+  EXPECT_NE(no_id.message().find("arena id"), std::string::npos) << no_id.ToString();
 
   // More pages than the file holds (a truncated file).
   f = V1Arena(4);
