@@ -230,7 +230,7 @@ Status KVStore::Impl::ReadBatch(std::span<const std::string_view> keys,
         RETURN_IF_ERROR(CheckCount(resp.items_size(), which.size(), "KV_GET"));
         uint64_t total = 0;
         for (const auto& item : resp.items()) {
-          if (item.status().code() == 0 && !locate) total += item.size();
+          if (item.status().code() == 0 && (!locate || item.in_payload())) total += item.size();
         }
         if (total != r.payload_length) {
           return Status::Internal("KV_GET items add up to " + std::to_string(total) +
@@ -240,10 +240,7 @@ Status KVStore::Impl::ReadBatch(std::span<const std::string_view> keys,
           const size_t i = which[j];
           const auto& item = resp.items(static_cast<int>(j));
           Status item_status = rpc::FromProto(item.status());
-          if (locate && item_status.code() == Code::kUnavailable) {
-            retry->push_back(i);  // on disk, and no room in DRAM now: read over the socket
-            continue;
-          }
+
           if (!item_status.ok()) {
             done(i, item_status, 0);
             continue;
@@ -252,7 +249,7 @@ Status KVStore::Impl::ReadBatch(std::span<const std::string_view> keys,
             return Status::Internal("KV_GET sent a value larger than its buffer");
           }
           char* dst = place(i, item.size());
-          if (!locate) {
+          if (!locate || item.in_payload()) {
             RETURN_IF_ERROR(conn.ReadPayload(dst, item.size(), deadline));
             done(i, Status::OK(), item.size());
             continue;

@@ -199,23 +199,25 @@ void Pool::ReleaseReader(Block* b) {
 }
 
 BlockView::BlockView(BlockView&& other) noexcept
-    : pool_(std::exchange(other.pool_, nullptr)), block_(std::exchange(other.block_, nullptr)) {}
+    : pool_(std::exchange(other.pool_, nullptr)),
+      block_(std::exchange(other.block_, nullptr)),
+      copy_(std::move(other.copy_)),
+      has_copy_(std::exchange(other.has_copy_, false)) {}
 
 BlockView& BlockView::operator=(BlockView&& other) noexcept {
   if (this != &other) {
     Release();
     pool_ = std::exchange(other.pool_, nullptr);
     block_ = std::exchange(other.block_, nullptr);
+    copy_ = std::move(other.copy_);
+    has_copy_ = std::exchange(other.has_copy_, false);
   }
   return *this;
 }
 
-std::string_view BlockView::key() const {
-  return block_ != nullptr ? std::string_view(block_->key) : std::string_view();
-}
-
 std::vector<std::span<const char>> BlockView::pieces() const {
   std::vector<std::span<const char>> out;
+  if (has_copy_ && !copy_.empty()) out.emplace_back(copy_.data(), copy_.size());
   if (block_ == nullptr) return out;
   out.reserve(block_->extents.size());
   for (const Extent& e : block_->extents) {
@@ -224,12 +226,18 @@ std::vector<std::span<const char>> BlockView::pieces() const {
   return out;
 }
 
-size_t BlockView::size() const { return block_ != nullptr ? block_->size : 0; }
+size_t BlockView::size() const {
+  if (has_copy_) return copy_.size();
+  return block_ != nullptr ? block_->size : 0;
+}
 
 void BlockView::Release() {
   if (pool_ != nullptr) pool_->ReleaseReader(block_);
   pool_ = nullptr;
   block_ = nullptr;
+  copy_.clear();
+  copy_.shrink_to_fit();
+  has_copy_ = false;
 }
 
 }  // namespace granary::kv

@@ -43,6 +43,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -129,19 +130,23 @@ class BlockView {
   BlockView& operator=(const BlockView&) = delete;
   ~BlockView() { Release(); }
 
-  std::string_view key() const;
-  // The value's bytes in order, in the pool's arena: one piece per extent (a value of one run of
-  // pages has one piece; an empty value none). Empty once released.
+  // The value's bytes in order: in the pool's arena, one piece per extent (a value of one run of
+  // pages has one piece; an empty value none), or the view's own copy. Empty once released.
   std::vector<std::span<const char>> pieces() const;
   size_t size() const;
+  // Whether the bytes are the block's in DRAM (else the view owns a copy read from disk).
+  bool in_dram() const { return block_ != nullptr; }
   // Lets go of the block now (the destructor does it otherwise).
   void Release();
 
  private:
   friend class Pool;
   BlockView(Pool* pool, Block* block) : pool_(pool), block_(block) {}
+  explicit BlockView(std::string copy) : copy_(std::move(copy)), has_copy_(true) {}
   Pool* pool_ = nullptr;
   Block* block_ = nullptr;
+  std::string copy_;
+  bool has_copy_ = false;
 };
 
 struct KeyValue {
@@ -174,7 +179,9 @@ class Pool {
   // keys.
   std::vector<Result<size_t>> BatchGetInto(std::span<const std::string_view> keys,
                                            std::span<const std::span<char>> buffers);
-  // A view of the value in DRAM (promoting it from disk first); kNotFound on a miss.
+  // A view of the value: in DRAM, without a copy (promoting it from disk first), or, for a
+  // disk-tier hit that cannot be brought into DRAM (full of protected blocks, or another call is
+  // storing the key), a copy the view owns. kNotFound on a miss. One read of either tier.
   Result<BlockView> Acquire(std::string_view key);
 
   // The arena that holds the DRAM tier's values, for clients on this host: a read-only
@@ -187,8 +194,11 @@ class Pool {
   // of copying it. No reader reference is left behind: the block is protected only by its lease
   // from the time of the call (see Shared memory above). kNotFound on a miss; kUnavailable when
   // a disk hit could not be promoted (DRAM full of protected blocks, or another call is storing
-  // the key): read it with Get or GetInto.
-  std::vector<Result<BlockLocation>> BatchLocate(std::span<const std::string_view> keys);
+  // the key); then, when `unplaced` is not null, (*unplaced)[i] holds the value read, so that the
+  // caller can send it without reading the disk again. Otherwise read it with Get or GetInto.
+  std::vector<Result<BlockLocation>> BatchLocate(
+      std::span<const std::string_view> keys,
+      std::vector<std::optional<std::string>>* unplaced = nullptr);
 
   // Whether a read of `key` would hit now (either tier). Neither a use nor a lease.
   bool Exists(std::string_view key);

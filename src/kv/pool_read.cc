@@ -133,11 +133,7 @@ Result<size_t> Pool::GetInto(std::string_view key, std::span<char> dst) {
 
 Result<BlockView> Pool::Acquire(std::string_view key) {
   ASSIGN_OR_RETURN(Fetched f, Fetch(key, {}));
-  if (f.block == nullptr) {
-    return Status::NoSpace(
-        "the block is on disk and the DRAM tier has no room for it (full of "
-        "protected blocks): read it with Get or GetInto, or retry later");
-  }
+  if (f.block == nullptr) return BlockView(std::move(f.value));  // not promoted: the copy read
   return BlockView(this, f.block);
 }
 
@@ -237,8 +233,10 @@ BlockLocation Pool::LocationOf(const Block& b) const {
   return loc;
 }
 
-std::vector<Result<BlockLocation>> Pool::BatchLocate(std::span<const std::string_view> keys) {
+std::vector<Result<BlockLocation>> Pool::BatchLocate(
+    std::span<const std::string_view> keys, std::vector<std::optional<std::string>>* unplaced) {
   const size_t n = keys.size();
+  if (unplaced != nullptr) unplaced->assign(n, std::nullopt);
   std::vector<Status> status(n);
   std::vector<BlockLocation> where(n);
   std::vector<bool> try_disk(n, false);
@@ -285,6 +283,7 @@ std::vector<Result<BlockLocation>> Pool::BatchLocate(std::span<const std::string
     }
     Block* b = Promote(keys[i], *v, i > 0 ? keys[i - 1] : std::string_view());
     if (b == nullptr) {
+      if (unplaced != nullptr) (*unplaced)[i] = std::move(*v);
       status[i] = Status::Unavailable(
           "the block is on disk and the DRAM tier has no room for it (full of protected "
           "blocks): read it with Get or GetInto");

@@ -1,6 +1,6 @@
 // The native protocol's KV_* methods (proto/kv.proto): each names its pool, which stays open for
 // the call (a concurrent delete waits for it).
-#include <deque>
+#include <optional>
 
 #include "node/kv_service.h"
 #include "node/rpc_handlers.h"
@@ -14,6 +14,10 @@ using rpc_handlers::ParseRequest;
 
 std::vector<std::string_view> Keys(const google::protobuf::RepeatedPtrField<std::string>& keys) {
   return std::vector<std::string_view>(keys.begin(), keys.end());
+}
+
+Status TooLargeResponse() {
+  return Status::InvalidArgument("KV_GET response would exceed 5 GiB; read the rest separately");
 }
 
 Status RespondStatuses(rpc::ServerCall& call, const std::vector<Status>& statuses) {
@@ -181,9 +185,25 @@ Status KvService::Get(rpc::ServerCall& call) {
           "\" is of an arena the pool no longer has (the pool was created again or the server "
           "restarted): open the pool again"));
     }
-    std::vector<Result<kv::BlockLocation>> found = pool.BatchLocate(keys);
+    std::vector<std::optional<std::string>> unplaced;
+    std::vector<Result<kv::BlockLocation>> found = pool.BatchLocate(keys, &unplaced);
+    std::vector<std::string_view> payload;
+    uint64_t total = 0;
     for (int i = 0; i < req.keys_size(); ++i) {
       proto::KvGetResponse::Item* item = resp.add_items();
+      if (unplaced[i].has_value()) {
+        // Read from disk with no room in DRAM: sent as it is rather than read again.
+        const uint64_t size = unplaced[i]->size();
+        Status s = too_big(i, size);
+        if (s.ok() && total + size > kMaxSinglePutBytes) s = TooLargeResponse();
+        rpc::ToProto(s, item->mutable_status());
+        if (!s.ok()) continue;
+        item->set_size(size);
+        item->set_in_payload(true);
+        total += size;
+        if (size > 0) payload.push_back(*unplaced[i]);
+        continue;
+      }
       Status s = found[i].status();
       if (s.ok()) s = too_big(i, found[i]->size);
       rpc::ToProto(s, item->mutable_status());
@@ -196,44 +216,27 @@ Status KvService::Get(rpc::ServerCall& call) {
         extent->set_generation(found[i]->generations[e]);
       }
     }
-    return call.Respond(resp);
+    return call.Respond(resp, payload);
   }
   // Over the socket: the values go out from the pool's memory, gathered, while views keep the
-  // blocks in place.
-  // A disk-tier block that cannot be brought into DRAM (full of protected blocks) is read from
-  // disk into `copies` instead.
+  // blocks in place (or hold the copy read from disk when there was no room in DRAM).
   std::vector<kv::BlockView> views;
-  std::deque<std::string> copies;
+  views.reserve(req.keys_size());
   std::vector<std::string_view> payload;
   uint64_t total = 0;
   for (int i = 0; i < req.keys_size(); ++i) {
     proto::KvGetResponse::Item* item = resp.add_items();
-    std::vector<std::span<const char>> pieces;
-    uint64_t size = 0;
     Result<kv::BlockView> view = pool.Acquire(keys[i]);
     Status s = view.status();
-    if (s.ok()) {
-      size = view->size();
-      pieces = view->pieces();
-      views.push_back(std::move(*view));
-    } else if (s.code() == Code::kNoSpace) {
-      Result<std::string> value = pool.Get(keys[i]);
-      s = value.status();
-      if (s.ok()) {
-        size = value->size();
-        copies.push_back(std::move(*value));
-        pieces.emplace_back(copies.back().data(), copies.back().size());
-      }
-    }
+    const uint64_t size = s.ok() ? view->size() : 0;
     if (s.ok()) s = too_big(i, size);
-    if (s.ok() && total + size > kMaxSinglePutBytes) {
-      s = Status::InvalidArgument("KV_GET response would exceed 5 GiB; read the rest separately");
-    }
+    if (s.ok() && total + size > kMaxSinglePutBytes) s = TooLargeResponse();
     rpc::ToProto(s, item->mutable_status());
     if (!s.ok()) continue;
     item->set_size(size);
     total += size;
-    for (std::span<const char> piece : pieces) {
+    views.push_back(std::move(*view));  // first: a view's own copy may move with it
+    for (std::span<const char> piece : views.back().pieces()) {
       if (!piece.empty()) payload.emplace_back(piece.data(), piece.size());
     }
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -144,6 +145,39 @@ TEST(KvLocateTest, DiskHitsArePromotedAndLocated) {
   ASSERT_TRUE(again[0].ok() && again[1].ok());
   EXPECT_EQ(again[1]->extents, found[1]->extents);
   EXPECT_EQ(pool->Stats().dram_hits, 2u);
+}
+
+TEST(KvLocateTest, ADiskHitWithNoRoomInDramIsReadOnceAndHandedBack) {
+  TempDir dir;
+  PoolOptions o = testing::CountingOptions(2, EvictionPolicyKind::kLru);
+  o.disk_dir = dir.Sub("disk");
+  o.disk_budget_bytes = 1 << 20;
+  o.engine = testing::SmallEngine();
+  auto pool = OpenOrDie(o);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool->Put(std::string(1, 'a' + i), ValueFor(i)).ok());
+  // b and c fill DRAM, and readers hold them: a cannot be promoted.
+  auto b = pool->Acquire("b");
+  auto c = pool->Acquire("c");
+  ASSERT_TRUE(b.ok() && c.ok() && b->in_dram() && c->in_dram());
+  const PoolStats before = pool->Stats();
+
+  std::vector<std::optional<std::string>> unplaced;
+  auto found = pool->BatchLocate(std::vector<std::string_view>{"a", "b"}, &unplaced);
+  EXPECT_EQ(found[0].status().code(), Code::kUnavailable);
+  ASSERT_TRUE(unplaced[0].has_value());
+  EXPECT_EQ(*unplaced[0], ValueFor(0));
+  ASSERT_TRUE(found[1].ok());
+  EXPECT_FALSE(unplaced[1].has_value());
+
+  auto a = pool->Acquire("a");  // a copy of its own, from one disk read
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_FALSE(a->in_dram());
+  EXPECT_EQ(testing::Joined(*a), ValueFor(0));
+
+  const PoolStats after = pool->Stats();
+  EXPECT_EQ(after.disk_hits - before.disk_hits, 2u);  // one per read of a
+  EXPECT_EQ(after.dram_hits - before.dram_hits, 1u);
+  EXPECT_EQ(after.promotions, before.promotions);
 }
 
 TEST(KvLocateTest, ABlockRemovedAndReusedIsDetected) {

@@ -611,8 +611,6 @@ def test_store_reads_right_values_after_a_server_restart(own_server):
         assert old.shared_memory
 
 
-@pytest.mark.xfail(strict=True, reason="a read of a disk block that cannot be promoted (DRAM "
-                   "full of leased blocks) counts 2 disk hits over the socket, 3 when located")
 @pytest.mark.parametrize("shared_memory", [True, False])
 def test_each_read_counts_once(server, new_pool, shared_memory):
     """Reads are counted per key (kv::PoolStats): one get, one hit, whichever tier serves it."""
