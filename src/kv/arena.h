@@ -74,6 +74,8 @@ class Arena {
 
   // Copies src into the pages of `extents`. REQUIRES: src.size() is the extents' total length.
   void CopyIn(std::span<const Extent> extents, std::span<const char> src);
+  // The writable bytes of extent `e`, for filling a block that is being stored.
+  std::span<char> Writable(const Extent& e) { return {base_ + e.offset, e.length}; }
   // Copies the bytes of `extents`, in order, into dst. REQUIRES: dst is at least their length.
   void CopyOut(std::span<const Extent> extents, std::span<char> dst) const;
   // The mapped byte at file offset `offset`.

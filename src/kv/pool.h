@@ -42,6 +42,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -169,6 +170,15 @@ class Pool {
   Status Put(std::string_view key, std::string_view value);
   // Puts of a chain of blocks in prefix order, one disk write for all; a status per item.
   std::vector<Status> BatchPut(std::span<const KeyValue> items);
+  // Reads the next dst.size() bytes of a stream into dst (all of them, or an error).
+  using ValueReader = std::function<Status(std::span<char> dst)>;
+  // BatchPut of values that arrive as a stream, back to back in item order (sizes[i] bytes for
+  // keys[i]), read straight into the DRAM tier's arena: the network service puts values with no
+  // copy of its own. Every item's bytes are read from the stream, stored or not. When `read`
+  // fails, the items not yet stored fail with its error (the stream is then of no further use).
+  // REQUIRES: as many sizes as keys.
+  std::vector<Status> BatchPutFrom(std::span<const std::string_view> keys,
+                                   std::span<const uint64_t> sizes, const ValueReader& read);
 
   // The value of `key`; kNotFound on a miss.
   Result<std::string> Get(std::string_view key);
@@ -248,10 +258,11 @@ class Pool {
   // The value of a block this thread holds, as one view when it is one extent (or empty), else
   // assembled in `scratch`.
   std::string_view ValueOf(const Block& b, std::string* scratch) const;
-  // Stores items[begin..) until DRAM is full of this round's own pending blocks; returns where
-  // it stopped (items.size() when done).
-  size_t PutRound(std::span<const KeyValue> items, size_t begin, std::vector<Status>* out,
-                  std::vector<std::shared_future<void>>* waits) EXCLUDES(mu_);
+  // BatchPutFrom's state: the items, where their values come from, and their outcomes.
+  struct PutBatch;
+  // Stores items [begin..) until DRAM is full of this round's own pending blocks, reading their
+  // values from the stream; returns where it stopped (the item count when done).
+  size_t PutRound(PutBatch& batch, size_t begin) EXCLUDES(mu_);
   // For DramTier::Reserve: whether an evicted block must be spilled (is not in the disk tier).
   DramTier::SpillCheck SpillPredicate();
   // Spills evicted blocks that are not in the disk tier, then releases their charge.

@@ -13,31 +13,86 @@ Status Pool::Put(std::string_view key, std::string_view value) {
 }
 
 std::vector<Status> Pool::BatchPut(std::span<const KeyValue> items) {
-  const size_t n = items.size();
-  std::vector<Status> out(n);
-  // Items whose key another put is storing: retried once it has settled.
-  std::vector<std::shared_future<void>> waits(n);
+  std::vector<std::string_view> keys;
+  std::vector<uint64_t> sizes;
+  keys.reserve(items.size());
+  sizes.reserve(items.size());
+  for (const KeyValue& item : items) {
+    keys.push_back(item.key);
+    sizes.push_back(item.value.size());
+  }
+  // The values as one stream: item `at`, `offset` bytes into it.
+  size_t at = 0;
+  size_t offset = 0;
+  auto read = [&](std::span<char> dst) -> Status {
+    size_t filled = 0;
+    while (filled < dst.size()) {
+      while (at < items.size() && offset == items[at].value.size()) {
+        ++at;
+        offset = 0;
+      }
+      if (at == items.size()) return Status::Internal("read past the end of the batch's values");
+      const size_t n = std::min(dst.size() - filled, items[at].value.size() - offset);
+      std::memcpy(dst.data() + filled, items[at].value.data() + offset, n);
+      filled += n;
+      offset += n;
+    }
+    return Status::OK();
+  };
+  return BatchPutFrom(keys, sizes, read);
+}
+
+struct Pool::PutBatch {
+  std::span<const std::string_view> keys;
+  std::span<const uint64_t> sizes;
+  const ValueReader& read;
+  std::vector<Status> out;
+  // Items whose key another put is storing: retried with the value kept once it has settled.
+  std::vector<std::shared_future<void>> waits;
+  std::vector<std::string> kept;
+  Status stream;  // the reader's error, which ends the batch
+  std::vector<char> skip;
+
+  // Reads and drops the next `bytes` of the stream.
+  Status Skip(uint64_t bytes) {
+    if (skip.empty()) skip.resize(std::min<uint64_t>(bytes, 256 * 1024));
+    while (bytes > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(bytes, skip.size()));
+      RETURN_IF_ERROR(read(std::span<char>(skip.data(), n)));
+      bytes -= n;
+    }
+    return Status::OK();
+  }
+};
+
+std::vector<Status> Pool::BatchPutFrom(std::span<const std::string_view> keys,
+                                       std::span<const uint64_t> sizes, const ValueReader& read) {
+  const size_t n = keys.size();
+  PutBatch batch{keys, sizes, read, std::vector<Status>(n), {}, {}, {}, {}};
+  batch.waits.resize(n);
+  batch.kept.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    out[i] = CheckKvKey(items[i].key);
-    if (out[i].ok() && items[i].value.size() > engine::kMaxValueSize) {
-      out[i] = Status::InvalidArgument("a KV value may be at most " +
-                                       std::to_string(engine::kMaxValueSize) + " bytes, not " +
-                                       std::to_string(items[i].value.size()));
+    batch.out[i] = i < sizes.size() ? CheckKvKey(keys[i])
+                                    : Status::InvalidArgument("no size for this key");
+    if (batch.out[i].ok() && sizes[i] > engine::kMaxValueSize) {
+      batch.out[i] = Status::InvalidArgument("a KV value may be at most " +
+                                             std::to_string(engine::kMaxValueSize) +
+                                             " bytes, not " + std::to_string(sizes[i]));
     }
   }
   // A batch larger than what DRAM can hold pending at once is stored in several rounds.
-  for (size_t begin = 0; begin < n;) begin = PutRound(items, begin, &out, &waits);
+  for (size_t begin = 0; begin < n;) begin = PutRound(batch, begin);
   for (size_t i = 0; i < n; ++i) {
-    if (!waits[i].valid()) continue;
-    waits[i].wait();
-    out[i] = Put(items[i].key, items[i].value);
+    if (!batch.waits[i].valid()) continue;
+    batch.waits[i].wait();
+    batch.out[i] = Put(keys[i], batch.kept[i]);
   }
-  return out;
+  return std::move(batch.out);
 }
 
-size_t Pool::PutRound(std::span<const KeyValue> items, size_t begin, std::vector<Status>* out,
-                      std::vector<std::shared_future<void>>* waits) {
-  const size_t n = items.size();
+size_t Pool::PutRound(PutBatch& batch, size_t begin) {
+  const size_t n = batch.keys.size();
+  std::vector<Status>& out = batch.out;
   std::vector<Block*> reserved(n, nullptr);
   std::vector<std::unique_ptr<Block>> evicted;
   std::promise<void> done;
@@ -45,48 +100,46 @@ size_t Pool::PutRound(std::span<const KeyValue> items, size_t begin, std::vector
   size_t end = begin;
   uint64_t tick = 0;
   bool any_reserved = false;
+  bool closed = false;
   {
     MutexLock l(&mu_);
-    if (closed_) {
-      for (size_t i = begin; i < n; ++i) (*out)[i] = Status::Unavailable("the KV pool is closed");
-      return n;
-    }
+    closed = closed_;
     tick = ++tick_;
     const uint64_t now = Now();
-    for (; end < n; ++end) {
+    for (; end < n && !closed; ++end) {
       const size_t i = end;
-      if (!(*out)[i].ok()) continue;
-      const KeyValue& item = items[i];
-      if (Block* b = dram_.Find(item.key); b != nullptr) {
+      if (!out[i].ok()) continue;
+      const std::string_view key = batch.keys[i];
+      const uint64_t size = batch.sizes[i];
+      if (Block* b = dram_.Find(key); b != nullptr) {
         if (b->state == Block::State::kPending) {
-          (*waits)[i] = b->settled;
-        } else if (b->size != item.value.size()) {
-          (*out)[i] = Status::AlreadyExists("the KV pool already holds this key with a value of " +
-                                            std::to_string(b->size) +
-                                            " bytes (values are immutable): remove it first");
+          batch.waits[i] = b->settled;
+        } else if (b->size != size) {
+          out[i] = Status::AlreadyExists("the KV pool already holds this key with a value of " +
+                                         std::to_string(b->size) +
+                                         " bytes (values are immutable): remove it first");
         } else {
           dram_.Touch(b, now, tick, /*lease=*/false);
         }
         continue;
       }
       if (disk_) {
-        if (std::optional<uint64_t> size = disk_->SizeOf(item.key)) {
-          if (*size != item.value.size()) {
-            (*out)[i] = Status::AlreadyExists(
-                "the KV pool already holds this key with a value of " + std::to_string(*size) +
+        if (std::optional<uint64_t> stored = disk_->SizeOf(key)) {
+          if (*stored != size) {
+            out[i] = Status::AlreadyExists(
+                "the KV pool already holds this key with a value of " + std::to_string(*stored) +
                 " bytes (values are immutable): remove it first");
           } else {
-            disk_->Demote(item.key);  // a use of the disk copy
+            disk_->Demote(key);  // a use of the disk copy
           }
           continue;
         }
       }
-      Result<Block*> r =
-          dram_.Reserve(item.key, item.value.size(), now, SpillPredicate(), &evicted);
+      Result<Block*> r = dram_.Reserve(key, size, now, SpillPredicate(), &evicted);
       if (!r.ok()) {
         // Full of this round's own pending blocks: store them, then go on.
         if (r.status().code() == Code::kNoSpace && any_reserved) break;
-        (*out)[i] = r.status();
+        out[i] = r.status();
         ++stats_.put_failures;
         continue;
       }
@@ -95,19 +148,42 @@ size_t Pool::PutRound(std::span<const KeyValue> items, size_t begin, std::vector
       any_reserved = true;
     }
   }
+  if (closed) {
+    for (size_t i = begin; i < n; ++i) out[i] = Status::Unavailable("the KV pool is closed");
+    end = n;
+  }
 
-  // The reserved blocks are pending: no other thread reads or frees them.
-  for (size_t i = begin; i < end; ++i) {
-    if (reserved[i] != nullptr) arena_->CopyIn(reserved[i]->extents, items[i].value);
+  // The values of this round, in order: into the reserved blocks' pages (pending: no other
+  // thread reads or frees them), kept for a retry, or dropped.
+  for (size_t i = begin; i < end && batch.stream.ok(); ++i) {
+    if (reserved[i] != nullptr) {
+      for (const Extent& e : reserved[i]->extents) {
+        batch.stream = batch.read(arena_->Writable(e));
+        if (!batch.stream.ok()) break;
+      }
+    } else if (batch.waits[i].valid()) {
+      batch.kept[i].resize(batch.sizes[i]);
+      batch.stream = batch.read(batch.kept[i]);
+    } else {
+      batch.stream = batch.Skip(i < batch.sizes.size() ? batch.sizes[i] : 0);
+    }
+    if (!batch.stream.ok()) {
+      // Nothing from here on is stored: the rest of the stream cannot be read.
+      for (size_t j = i; j < n; ++j) {
+        if (out[j].ok() || j == i) out[j] = batch.stream;
+        batch.waits[j] = {};
+      }
+    }
   }
   FinishEvictions(std::move(evicted));
   std::vector<Status> written(n);
-  if (disk_ && any_reserved) {
+  std::vector<std::string> scratch(n);
+  if (disk_ && any_reserved && batch.stream.ok()) {
     std::vector<DiskTier::Item> disk_items;
     std::vector<size_t> index;
     for (size_t i = begin; i < end; ++i) {
       if (reserved[i] == nullptr) continue;
-      disk_items.push_back({items[i].key, items[i].value});
+      disk_items.push_back({batch.keys[i], ValueOf(*reserved[i], &scratch[i])});
       index.push_back(i);
     }
     std::vector<Status> st = disk_->PutBatch(disk_items);
@@ -119,26 +195,27 @@ size_t Pool::PutRound(std::span<const KeyValue> items, size_t begin, std::vector
     for (size_t i = begin; i < end; ++i) {
       Block* b = reserved[i];
       if (b == nullptr) continue;
-      if (!written[i].ok()) {
+      if (!batch.stream.ok() || !written[i].ok()) {
         dram_.Abort(b);
-        (*out)[i] = written[i].WithContext("disk tier");
+        out[i] = batch.stream.ok() ? written[i].WithContext("disk tier") : batch.stream;
         ++stats_.put_failures;
         continue;
       }
-      dram_.Commit(b, ParentFor(items[i].key, i > 0 ? items[i - 1].key : std::string_view()), tick);
+      const std::string_view predecessor = i > 0 ? batch.keys[i - 1] : std::string_view();
+      dram_.Commit(b, ParentFor(batch.keys[i], predecessor), tick);
       ++stats_.puts;
-      stats_.put_bytes += items[i].value.size();
+      stats_.put_bytes += batch.sizes[i];
     }
     // The batch is a chain: link each stored block after the one before it.
     for (size_t i = std::max<size_t>(begin, 1); i < end; ++i) {
-      if (reserved[i] != nullptr || !(*out)[i].ok() || (*waits)[i].valid()) continue;
-      Block* b = dram_.Find(items[i].key);
-      Block* p = dram_.Find(items[i - 1].key);
+      if (reserved[i] != nullptr || !out[i].ok() || batch.waits[i].valid()) continue;
+      Block* b = dram_.Find(batch.keys[i]);
+      Block* p = dram_.Find(batch.keys[i - 1]);
       if (b != nullptr && p != nullptr) dram_.Link(b, p);
     }
   }
   done.set_value();
-  return end;
+  return batch.stream.ok() ? end : n;
 }
 
 DramTier::SpillCheck Pool::SpillPredicate() {

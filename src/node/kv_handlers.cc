@@ -147,17 +147,19 @@ Status KvService::Put(rpc::ServerCall& call) {
   }
   Result<std::shared_ptr<kv::Pool>> pool = GetPool(req.pool());
   if (!pool.ok()) return call.Respond(pool.status());
-  std::string data(total, '\0');
-  ASSIGN_OR_RETURN(size_t got, call.ReadPayload(std::span<char>(data)));
-  if (got != total) return Status::Unavailable("KV_PUT payload ended early");
-  std::vector<kv::KeyValue> items;
-  items.reserve(req.keys_size());
-  size_t pos = 0;
-  for (int i = 0; i < req.keys_size(); ++i) {
-    items.push_back({req.keys(i), std::string_view(data).substr(pos, req.sizes(i))});
-    pos += req.sizes(i);
-  }
-  return RespondStatuses(call, (*pool)->BatchPut(items));
+  // The values go from the socket straight into the pool's memory.
+  std::vector<std::string_view> keys = Keys(req.keys());
+  std::vector<uint64_t> sizes(req.sizes().begin(), req.sizes().end());
+  Status stream;
+  auto read = [&](std::span<char> dst) -> Status {
+    Result<size_t> got = call.ReadPayload(dst);
+    stream = got.status();
+    if (stream.ok() && *got != dst.size()) stream = Status::Unavailable("KV_PUT payload ended early");
+    return stream;
+  };
+  std::vector<Status> statuses = (*pool)->BatchPutFrom(keys, sizes, read);
+  if (!stream.ok()) return stream;  // the connection cannot go on
+  return RespondStatuses(call, statuses);
 }
 
 Status KvService::Get(rpc::ServerCall& call) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "kv_test_util.h"
 
 namespace granary::kv {
@@ -131,6 +133,54 @@ TEST(KvPoolTest, AcquireGivesTheBytesWithoutACopy) {
   EXPECT_EQ(moved.size(), testing::kBlockBytes);
   moved.Release();
   EXPECT_EQ(moved.size(), 0u);
+}
+
+// A stream of values as the network service reads them: `good` bytes, then a failure.
+Pool::ValueReader StreamOf(const std::string& bytes, size_t good, size_t* consumed) {
+  return [&bytes, good, consumed](std::span<char> dst) -> Status {
+    if (*consumed + dst.size() > good) return Status::Unavailable("the connection broke");
+    std::memcpy(dst.data(), bytes.data() + *consumed, dst.size());
+    *consumed += dst.size();
+    return Status::OK();
+  };
+}
+
+TEST(KvPoolTest, BatchPutFromReadsEveryItemsBytesStoredOrNot) {
+  auto pool = OpenOrDie(CountingOptions(8, EvictionPolicyKind::kLru));
+  ASSERT_TRUE(pool->Put("same", ValueFor(1)).ok());
+  // A stored key (a no-op), a new key, a bad key, a new key: the stream holds all four values.
+  const std::vector<std::string> values = {ValueFor(1), ValueFor(2), ValueFor(3), ValueFor(4)};
+  std::string bytes;
+  for (const auto& v : values) bytes += v;
+  std::vector<std::string_view> keys = {"same", "b", "", "d"};
+  std::vector<uint64_t> sizes(4, testing::kBlockBytes);
+  size_t consumed = 0;
+  auto st = pool->BatchPutFrom(keys, sizes, StreamOf(bytes, bytes.size(), &consumed));
+  EXPECT_EQ(consumed, bytes.size());
+  EXPECT_TRUE(st[0].ok() && st[1].ok() && st[3].ok());
+  EXPECT_EQ(st[2].code(), Code::kInvalidArgument);
+  EXPECT_EQ(*pool->Get("b"), values[1]);
+  EXPECT_EQ(*pool->Get("d"), values[3]);
+}
+
+TEST(KvPoolTest, BatchPutFromStoresNothingPastABrokenStream) {
+  auto pool = OpenOrDie(CountingOptions(8, EvictionPolicyKind::kLru));
+  std::string bytes;
+  for (int i = 0; i < 3; ++i) bytes += ValueFor(i);
+  std::vector<std::string_view> keys = {"a", "b", "c"};
+  std::vector<uint64_t> sizes(3, testing::kBlockBytes);
+  size_t consumed = 0;
+  // The stream breaks inside b's value.
+  auto st = pool->BatchPutFrom(keys, sizes,
+                               StreamOf(bytes, testing::kBlockBytes + 100, &consumed));
+  for (const Status& s : st) EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
+  for (std::string_view k : keys) EXPECT_FALSE(pool->Exists(k));
+  PoolStats s = pool->Stats();
+  EXPECT_EQ(s.dram_blocks, 0u);
+  EXPECT_EQ(s.dram_bytes, 0u);  // the reserved pages went back
+  // The pool goes on.
+  ASSERT_TRUE(pool->Put("a", ValueFor(0)).ok());
+  EXPECT_EQ(*pool->Get("a"), ValueFor(0));
 }
 
 TEST(KvPoolTest, CallsAfterCloseAreRefused) {
