@@ -24,6 +24,7 @@ __all__ = [
     "InternalError", "PreconditionFailedError", "NotModifiedError", "UnauthenticatedError",
     "PermissionDeniedError", "NoSuchBucketError", "NoSuchUploadError", "BucketNotEmptyError",
     "InvalidRangeError", "BadDigestError", "InvalidPartError", "EntityTooSmallError",
+    "NoSuchPoolError",
     "CLASSES_BY_CODE",
 ]
 
@@ -159,12 +160,17 @@ class EntityTooSmallError(Error):
     code = "entity_too_small"
 
 
+class NoSuchPoolError(Error):
+    """The KV-cache pool does not exist: it was never created, or it was deleted."""
+    code = "no_such_pool"
+
+
 CLASSES_BY_CODE = {cls.code: cls for cls in (
     NotFoundError, InvalidArgumentError, CorruptionError, StorageIOError, NoSpaceError,
     UnavailableError, NotSupportedError, AlreadyExistsError, InternalError,
     PreconditionFailedError, NotModifiedError, UnauthenticatedError, PermissionDeniedError,
     NoSuchBucketError, NoSuchUploadError, BucketNotEmptyError, InvalidRangeError, BadDigestError,
-    InvalidPartError, EntityTooSmallError,
+    InvalidPartError, EntityTooSmallError, NoSuchPoolError,
 )}
 
 # Shown as granary.NotFoundError (the package re-exports every class), not granary.errors.X.

@@ -491,7 +491,9 @@ Result<KvPoolInfo> KvAdmin::PoolInfo(std::string_view name) {
   req.set_name(std::string(name));
   proto::KvPoolListResponse resp;
   RETURN_IF_ERROR(impl_->core.Call(proto::KV_POOL_LIST, req, &resp, true));
-  if (resp.pools_size() != 1) return Status::NotFound("no KV pool \"" + std::string(name) + "\"");
+  if (resp.pools_size() != 1) {
+    return Status(Code::kNoSuchPool, "no KV pool \"" + std::string(name) + "\"");
+  }
   return KvPoolInfo{ConfigFromProto(resp.pools(0).config()), StatsFromProto(resp.pools(0).stats())};
 }
 

@@ -28,6 +28,7 @@ std::string_view CodeName(Code code) {
     case Code::kBadDigest: return "bad_digest";
     case Code::kInvalidPart: return "invalid_part";
     case Code::kEntityTooSmall: return "entity_too_small";
+    case Code::kNoSuchPool: return "no_such_pool";
   }
   return "unknown";
 }

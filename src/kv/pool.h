@@ -97,6 +97,8 @@ struct PoolStats {
   uint64_t prefix_hits = 0;
   uint64_t puts = 0;  // blocks stored by puts (no-op puts of stored keys are not counted)
   uint64_t put_bytes = 0;
+  // Blocks a put could not store although their key and size were valid: no room in DRAM
+  // (kNoSpace), a failed disk-tier write, or a value stream that broke (BatchPutFrom).
   uint64_t put_failures = 0;
   // DRAM tier.
   uint64_t dram_blocks = 0;

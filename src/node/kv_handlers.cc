@@ -46,7 +46,7 @@ Status KvService::Dispatch(rpc::ServerCall& call) {
       proto::KvPoolListResponse resp;
       for (auto& info : ListPools(req.name())) *resp.add_pools() = std::move(info);
       if (!req.name().empty() && resp.pools_size() == 0) {
-        return call.Respond(Status::NotFound("no KV pool \"" + req.name() + "\""));
+        return call.Respond(NoSuchPool(req.name()));
       }
       return call.Respond(resp);
     }
@@ -85,6 +85,13 @@ Status KvService::Dispatch(rpc::ServerCall& call) {
   if (!opened.ok()) return call.Respond(opened.status());
   kv::Pool& pool = **opened;
   std::vector<std::string_view> keys = Keys(req.keys());
+  if (call.method() == proto::KV_EXISTS || call.method() == proto::KV_LONGEST_PREFIX) {
+    // Answers about keys that can never be stored would hide the caller's mistake.
+    for (size_t i = 0; i < keys.size(); ++i) {
+      Status st = kv::CheckKvKey(keys[i]);
+      if (!st.ok()) return call.Respond(st.WithContext("key " + std::to_string(i)));
+    }
+  }
   switch (call.method()) {
     case proto::KV_EXISTS: {
       proto::KvExistsResponse resp;

@@ -142,7 +142,7 @@ Status KvService::DeletePool(const std::string& name) {
   {
     MutexLock lock(&mu_);
     auto it = pools_.find(name);
-    if (it == pools_.end()) return Status::NotFound("no KV pool \"" + name + "\"");
+    if (it == pools_.end()) return NoSuchPool(name);
     pool = std::move(it->second.second);
     pools_.erase(it);
   }
@@ -161,13 +161,15 @@ Status KvService::DeletePool(const std::string& name) {
   return closed;
 }
 
+Status NoSuchPool(const std::string& name) {
+  return Status(Code::kNoSuchPool, "no KV pool \"" + name + "\"; create it with `granary admin "
+                                   "pool create " + name + "`");
+}
+
 Result<std::shared_ptr<kv::Pool>> KvService::GetPool(const std::string& name) {
   MutexLock lock(&mu_);
   auto it = pools_.find(name);
-  if (it == pools_.end()) {
-    return Status::NotFound("no KV pool \"" + name + "\"; create it with `granary admin pool "
-                            "create " + name + "`");
-  }
+  if (it == pools_.end()) return NoSuchPool(name);
   return it->second.second;
 }
 

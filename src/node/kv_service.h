@@ -68,6 +68,9 @@ class KvService {
 
 void StatsToProto(const kv::PoolStats& stats, proto::KvStats* out);
 
+// kNoSuchPool for the pool `name`, saying how to create it.
+Status NoSuchPool(const std::string& name);
+
 // Checks a pool's settings: its name ([a-z0-9][a-z0-9._-]{0,62}), budgets, eviction policy.
 Status CheckPoolConfig(const proto::KvPoolConfig& config);
 

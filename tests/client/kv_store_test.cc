@@ -103,12 +103,19 @@ TEST_F(KvStoreTest, PoolAdministration) {
   auto info = admin_->PoolInfo("beta");
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->stats.dram_budget_bytes, 32u << 20);
-  EXPECT_CODE(admin_->PoolInfo("gamma").status(), Code::kNotFound);
+  EXPECT_CODE(admin_->PoolInfo("gamma").status(), Code::kNoSuchPool);
 
-  EXPECT_CODE(KVStore::Connect(address_, "gamma", kTestCredentials).status(), Code::kNotFound);
+  EXPECT_CODE(KVStore::Connect(address_, "gamma", kTestCredentials).status(), Code::kNoSuchPool);
+  auto kv = KVStore::Connect(address_, "alpha", kTestCredentials);
+  ASSERT_OK(kv.status());
+  ASSERT_OK((*kv)->Put("k", "v"));
   ASSERT_OK(admin_->DeletePool("alpha"));
-  EXPECT_CODE(admin_->DeletePool("alpha"), Code::kNotFound);
-  EXPECT_CODE(KVStore::Connect(address_, "alpha", kTestCredentials).status(), Code::kNotFound);
+  EXPECT_CODE(admin_->DeletePool("alpha"), Code::kNoSuchPool);
+  EXPECT_CODE(KVStore::Connect(address_, "alpha", kTestCredentials).status(), Code::kNoSuchPool);
+  // A store of a deleted pool fails its calls; its reads are not misses.
+  EXPECT_CODE((*kv)->Get("k").status(), Code::kNoSuchPool);
+  EXPECT_CODE((*kv)->Exists("k").status(), Code::kNoSuchPool);
+  EXPECT_CODE((*kv)->Put("k", "v"), Code::kNoSuchPool);
   EXPECT_CODE(KVStore::Connect(address_, "beta", {"GRANARYTESTKEY", "wrong-secret-000"}).status(),
               Code::kUnauthenticated);
 }

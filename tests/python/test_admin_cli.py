@@ -60,10 +60,10 @@ def test_pool_lifecycle(server):
     assert r.returncode == 0, r.stderr
     r = admin(server, "pool", "stats", "cli-pool")
     assert r.returncode == 1
-    assert "not_found" in r.stderr
+    assert "no_such_pool" in r.stderr and "pool create cli-pool" in r.stderr
     r = admin(server, "pool", "delete", "cli-pool")
     assert r.returncode == 1
-    assert "not_found" in r.stderr
+    assert "no_such_pool" in r.stderr and "pool create cli-pool" in r.stderr
 
 
 def test_bad_input_is_explained(server):

@@ -55,7 +55,10 @@ def new_pool(server):
 
     yield make
     for name in created:
-        delete_pool(server.native_address, ACCESS_KEY, SECRET_KEY, name)
+        try:
+            delete_pool(server.native_address, ACCESS_KEY, SECRET_KEY, name)
+        except granary.NoSuchPoolError:
+            pass  # the test deleted it
 
 
 @pytest.fixture
@@ -303,8 +306,9 @@ def test_bad_keys(kv):
         with pytest.raises(granary.InvalidArgumentError) as e:
             kv.put(bad, b"v")
         assert e.value.code == "invalid_argument"
-        # (exists, batch_exists and longest_prefix are left out: they answer False / 0.)
-        for call in (kv.get, kv.remove, kv.pin, kv.unpin):
+        for call in (kv.get, kv.remove, kv.pin, kv.unpin, kv.exists,
+                     lambda k: kv.batch_exists([b"good", k]),
+                     lambda k: kv.longest_prefix([b"good", k])):
             with pytest.raises(granary.InvalidArgumentError):
                 call(bad)
         with pytest.raises(granary.InvalidArgumentError):
@@ -324,10 +328,24 @@ def test_bad_keys(kv):
         kv.longest_prefix([b"ok", 3])
 
 
+def test_a_store_of_a_deleted_pool_raises(server, new_pool):
+    name = new_pool()
+    kv = open_store(server.native_address, name)
+    try:
+        kv.put(b"k", b"v")
+        delete_pool(server.native_address, ACCESS_KEY, SECRET_KEY, name)
+        for call in (lambda: kv.get(b"k"), lambda: kv.exists(b"k"),
+                     lambda: kv.longest_prefix([b"k"]), lambda: kv.put(b"k2", b"v")):
+            with pytest.raises(granary.NoSuchPoolError):
+                call()
+    finally:
+        kv.close()
+
+
 def test_missing_pool_and_bad_server(server):
-    with pytest.raises(granary.NotFoundError) as e:
+    with pytest.raises(granary.NoSuchPoolError) as e:
         open_store(server.native_address, "no-such-pool")
-    assert e.value.code == "not_found"
+    assert e.value.code == "no_such_pool"
     with pytest.raises(granary.UnauthenticatedError):
         KVStore(server.native_address, "any", ACCESS_KEY, "wrong-secret",
                 timeout_ms=TEST_TIMEOUT_MS)
@@ -366,11 +384,11 @@ def test_pool_administration(server):
     finally:
         delete_pool(addr, ACCESS_KEY, SECRET_KEY, name)
     assert name not in [p.name for p in list_pools(addr, ACCESS_KEY, SECRET_KEY)]
-    with pytest.raises(granary.NotFoundError):
+    with pytest.raises(granary.NoSuchPoolError):
         pool_info(addr, ACCESS_KEY, SECRET_KEY, name)
-    with pytest.raises(granary.NotFoundError):
+    with pytest.raises(granary.NoSuchPoolError):
         delete_pool(addr, ACCESS_KEY, SECRET_KEY, name)
-    with pytest.raises(granary.NotFoundError):
+    with pytest.raises(granary.NoSuchPoolError):
         open_store(addr, name)
 
 
