@@ -251,6 +251,13 @@ class Pool {
   // tier and promotes, linking the block after `predecessor` (may be empty). kNotFound on a
   // miss.
   Result<Fetched> Fetch(std::string_view key, std::string_view predecessor) EXCLUDES(mu_);
+  // The DRAM half of a batched read of a chain of keys (items whose status is not OK are
+  // skipped): touches, leases and links the ready blocks found and calls `hit(i, block)` for
+  // each under the mutex; marks in `try_disk` the keys to look for in the disk tier, or, without
+  // one, fails them as misses.
+  void LookUpChain(std::span<const std::string_view> keys, std::vector<Status>& status,
+                   std::vector<bool>& try_disk, const std::function<void(size_t, Block*)>& hit)
+      EXCLUDES(mu_);
   // Copies a block read from disk into DRAM and takes a reader reference on it; null when it
   // cannot fit (or a put or promotion of it is in flight).
   Block* Promote(std::string_view key, std::string_view value, std::string_view predecessor)
@@ -272,7 +279,7 @@ class Pool {
   // The resident, ready predecessor block: `predecessor` if given, else the remembered one.
   Block* ParentFor(std::string_view key, std::string_view predecessor) REQUIRES(mu_);
   void ReleaseReader(Block* b) EXCLUDES(mu_);
-  // Reads `key` from the disk tier; kNotFound on a miss (a corrupt record is dropped).
+  // Reads `key` from the disk tier; kNotFound on a miss, counted (a corrupt record is dropped).
   Result<std::string> ReadDisk(std::string_view key) EXCLUDES(mu_);
   uint64_t Now() const { return clock_->NowNanos(); }
 

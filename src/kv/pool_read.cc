@@ -21,12 +21,15 @@ Status Miss() { return Status::NotFound("not cached"); }
 
 Result<std::string> Pool::ReadDisk(std::string_view key) {
   Result<std::string> v = disk_->Get(key);
-  if (v.ok() || v.status().IsNotFound()) return v;
-  if (v.status().IsCorruption()) {
-    // A cache may lose a block but never returns bad bytes: drop it and miss.
-    disk_->Remove(key).IgnoreError();
+  if (v.ok()) return v;
+  if (v.status().IsNotFound() || v.status().IsCorruption()) {
+    if (v.status().IsCorruption()) {
+      // A cache may lose a block but never returns bad bytes: drop it and miss.
+      disk_->Remove(key).IgnoreError();
+    }
     MutexLock l(&mu_);
-    ++stats_.disk_corruptions;
+    ++stats_.misses;
+    if (v.status().IsCorruption()) ++stats_.disk_corruptions;
     return Miss();
   }
   return v.status();
@@ -54,13 +57,7 @@ Result<Pool::Fetched> Pool::Fetch(std::string_view key, std::string_view predece
     }
   }
   Result<std::string> v = ReadDisk(key);
-  if (!v.ok()) {
-    if (v.status().IsNotFound()) {
-      MutexLock l(&mu_);
-      ++stats_.misses;
-    }
-    return v.status();
-  }
+  if (!v.ok()) return v.status();
   Fetched f;
   f.from_disk = true;
   f.value = std::move(v).value();
@@ -137,6 +134,38 @@ Result<BlockView> Pool::Acquire(std::string_view key) {
   return BlockView(this, f.block);
 }
 
+void Pool::LookUpChain(std::span<const std::string_view> keys, std::vector<Status>& status,
+                       std::vector<bool>& try_disk,
+                       const std::function<void(size_t, Block*)>& hit) {
+  MutexLock l(&mu_);
+  if (closed_) {
+    for (Status& st : status) st = Status::Unavailable("the KV pool is closed");
+    return;
+  }
+  const uint64_t tick = ++tick_;
+  const uint64_t now = Now();
+  Block* prev = nullptr;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Block* b = status[i].ok() ? dram_.Find(keys[i]) : nullptr;
+    if (b == nullptr || b->state != Block::State::kReady) {
+      prev = nullptr;
+      if (!status[i].ok()) continue;
+      if (disk_) {
+        try_disk[i] = true;
+      } else {
+        ++stats_.misses;
+        status[i] = Miss();
+      }
+      continue;
+    }
+    dram_.Touch(b, now, tick, /*lease=*/true);
+    if (prev != nullptr) dram_.Link(b, prev);
+    prev = b;
+    ++stats_.dram_hits;
+    hit(i, b);
+  }
+}
+
 std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view> keys,
                                                std::span<const std::span<char>> buffers) {
   const size_t n = keys.size();
@@ -148,40 +177,14 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
     status[i] = i < buffers.size() ? CheckKvKey(keys[i])
                                    : Status::InvalidArgument("no buffer for this key");
   }
-  {
-    MutexLock l(&mu_);
-    if (closed_) {
-      for (Status& st : status) st = Status::Unavailable("the KV pool is closed");
-    } else {
-      const uint64_t tick = ++tick_;
-      const uint64_t now = Now();
-      Block* prev = nullptr;
-      for (size_t i = 0; i < n; ++i) {
-        Block* b = status[i].ok() ? dram_.Find(keys[i]) : nullptr;
-        if (b == nullptr || b->state != Block::State::kReady) {
-          prev = nullptr;
-          if (!status[i].ok()) continue;
-          if (disk_) {
-            try_disk[i] = true;
-          } else {
-            ++stats_.misses;
-            status[i] = Miss();
-          }
-          continue;
-        }
-        dram_.Touch(b, now, tick, /*lease=*/true);
-        if (prev != nullptr) dram_.Link(b, prev);
-        prev = b;
-        ++stats_.dram_hits;
-        if (b->size > buffers[i].size()) {
-          status[i] = BufferTooSmall(buffers[i].size(), b->size);
-          continue;
-        }
-        dram_.AddReader(b);
-        held[i] = b;
-      }
+  LookUpChain(keys, status, try_disk, [&](size_t i, Block* b) {
+    if (b->size > buffers[i].size()) {
+      status[i] = BufferTooSmall(buffers[i].size(), b->size);
+      return;
     }
-  }
+    dram_.AddReader(b);
+    held[i] = b;
+  });
   for (size_t i = 0; i < n; ++i) {
     if (held[i] == nullptr) continue;
     sizes[i] = held[i]->size;
@@ -191,10 +194,6 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
     if (!try_disk[i]) continue;
     Result<std::string> v = ReadDisk(keys[i]);
     if (!v.ok()) {
-      if (v.status().IsNotFound()) {
-        MutexLock l(&mu_);
-        ++stats_.misses;
-      }
       status[i] = v.status();
       continue;
     }
@@ -241,43 +240,11 @@ std::vector<Result<BlockLocation>> Pool::BatchLocate(
   std::vector<BlockLocation> where(n);
   std::vector<bool> try_disk(n, false);
   for (size_t i = 0; i < n; ++i) status[i] = CheckKvKey(keys[i]);
-  {
-    MutexLock l(&mu_);
-    if (closed_) {
-      for (Status& st : status) st = Status::Unavailable("the KV pool is closed");
-    } else {
-      const uint64_t tick = ++tick_;
-      const uint64_t now = Now();
-      Block* prev = nullptr;
-      for (size_t i = 0; i < n; ++i) {
-        Block* b = status[i].ok() ? dram_.Find(keys[i]) : nullptr;
-        if (b == nullptr || b->state != Block::State::kReady) {
-          prev = nullptr;
-          if (!status[i].ok()) continue;
-          if (disk_) {
-            try_disk[i] = true;
-          } else {
-            ++stats_.misses;
-            status[i] = Miss();
-          }
-          continue;
-        }
-        dram_.Touch(b, now, tick, /*lease=*/true);
-        if (prev != nullptr) dram_.Link(b, prev);
-        prev = b;
-        ++stats_.dram_hits;
-        where[i] = LocationOf(*b);
-      }
-    }
-  }
+  LookUpChain(keys, status, try_disk, [&](size_t i, Block* b) { where[i] = LocationOf(*b); });
   for (size_t i = 0; i < n; ++i) {
     if (!try_disk[i]) continue;
     Result<std::string> v = ReadDisk(keys[i]);
     if (!v.ok()) {
-      if (v.status().IsNotFound()) {
-        MutexLock l(&mu_);
-        ++stats_.misses;
-      }
       status[i] = v.status();
       continue;
     }

@@ -12,23 +12,14 @@ namespace {
 
 using testing::OpenOrDie;
 using testing::TempDir;
+using testing::TieredOptions;
 using testing::ValueFor;
-
-// A pool whose DRAM holds `dram_blocks` one-byte-key blocks and whose disk holds `disk_blocks`.
-PoolOptions Tiered(const TempDir& dir, uint64_t dram_blocks, uint64_t disk_blocks,
-                   EvictionPolicyKind policy = EvictionPolicyKind::kLru) {
-  PoolOptions o = testing::CountingOptions(dram_blocks, policy);
-  o.disk_dir = dir.Sub("disk");
-  o.disk_budget_bytes = disk_blocks * DiskTier::ChargeOf(1, testing::kBlockBytes);
-  o.engine = testing::SmallEngine();
-  return o;
-}
 
 std::string Key(int i) { return std::string(1, static_cast<char>('a' + i)); }
 
 TEST(KvDiskTierTest, EvictedBlocksAreReadFromDiskAndPromoted) {
   TempDir dir;
-  auto pool = OpenOrDie(Tiered(dir, 2, 100));
+  auto pool = OpenOrDie(TieredOptions(dir, 2, 100));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(pool->Put(Key(i), ValueFor(i)).ok());
   PoolStats s = pool->Stats();
   EXPECT_EQ(s.dram_blocks, 2u);
@@ -65,7 +56,7 @@ TEST(KvDiskTierTest, EvictedBlocksAreReadFromDiskAndPromoted) {
 
 TEST(KvDiskTierTest, TheDiskTierHasItsOwnBudget) {
   TempDir dir;
-  auto pool = OpenOrDie(Tiered(dir, 2, 3));
+  auto pool = OpenOrDie(TieredOptions(dir, 2, 3));
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(pool->Put(Key(i), ValueFor(i)).ok());
   PoolStats s = pool->Stats();
   EXPECT_EQ(s.disk_blocks, 3u);
@@ -78,7 +69,7 @@ TEST(KvDiskTierTest, TheDiskTierHasItsOwnBudget) {
 
 TEST(KvDiskTierTest, ABlockWhoseDiskCopyWasEvictedIsSpilledWhenItLeavesDram) {
   TempDir dir;
-  auto pool = OpenOrDie(Tiered(dir, 3, 2));
+  auto pool = OpenOrDie(TieredOptions(dir, 3, 2));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool->Put(Key(i), ValueFor(i)).ok());
   // The disk holds b, c; DRAM holds a, b, c. d evicts a from DRAM: a is written to disk again.
   ASSERT_TRUE(pool->Put("d", ValueFor(3)).ok());
@@ -94,12 +85,12 @@ TEST(KvDiskTierTest, ABlockWhoseDiskCopyWasEvictedIsSpilledWhenItLeavesDram) {
 TEST(KvDiskTierTest, ReopenFindsTheDiskTier) {
   TempDir dir;
   {
-    auto pool = OpenOrDie(Tiered(dir, 2, 100, EvictionPolicyKind::kPrefixAware));
+    auto pool = OpenOrDie(TieredOptions(dir, 2, 100, EvictionPolicyKind::kPrefixAware));
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(pool->Put(Key(i), ValueFor(i)).ok());
     ASSERT_TRUE(pool->Remove("j").ok());
     ASSERT_TRUE(pool->Close().ok());
   }
-  auto pool = OpenOrDie(Tiered(dir, 2, 100, EvictionPolicyKind::kPrefixAware));
+  auto pool = OpenOrDie(TieredOptions(dir, 2, 100, EvictionPolicyKind::kPrefixAware));
   PoolStats s = pool->Stats();
   EXPECT_EQ(s.dram_blocks, 0u);
   EXPECT_EQ(s.disk_blocks, 9u);
@@ -118,10 +109,10 @@ TEST(KvDiskTierTest, ReopenFindsTheDiskTier) {
 TEST(KvDiskTierTest, ReopenWithASmallerBudgetEvictsTheOldestBlocks) {
   TempDir dir;
   {
-    auto pool = OpenOrDie(Tiered(dir, 2, 100));
+    auto pool = OpenOrDie(TieredOptions(dir, 2, 100));
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(pool->Put(Key(i), ValueFor(i)).ok());
   }
-  auto pool = OpenOrDie(Tiered(dir, 2, 4));
+  auto pool = OpenOrDie(TieredOptions(dir, 2, 4));
   PoolStats s = pool->Stats();
   EXPECT_EQ(s.disk_blocks, 4u);
   EXPECT_LE(s.disk_bytes, s.disk_budget_bytes);
@@ -131,7 +122,7 @@ TEST(KvDiskTierTest, ReopenWithASmallerBudgetEvictsTheOldestBlocks) {
 
 TEST(KvDiskTierTest, PinnedBlocksAreKeptOnDisk) {
   TempDir dir;
-  PoolOptions o = Tiered(dir, 2, 3);
+  PoolOptions o = TieredOptions(dir, 2, 3);
   o.pin_limit_bytes = o.dram_budget_bytes;
   auto pool = OpenOrDie(o);
   ASSERT_TRUE(pool->Put("a", ValueFor(0)).ok());
@@ -141,7 +132,7 @@ TEST(KvDiskTierTest, PinnedBlocksAreKeptOnDisk) {
   ASSERT_TRUE(pool->Unpin("a").ok());
   ASSERT_TRUE(pool->Close().ok());
   // Still on disk after a restart: the pin kept the disk tier from evicting it.
-  pool = OpenOrDie(Tiered(dir, 2, 3));
+  pool = OpenOrDie(TieredOptions(dir, 2, 3));
   EXPECT_EQ(*pool->Get("a"), ValueFor(0));
 }
 

@@ -44,6 +44,17 @@ inline engine::EngineOptions SmallEngine() {
   return e;
 }
 
+// A pool whose DRAM holds `dram_blocks` one-byte-key blocks (CountingOptions) and whose disk
+// tier, in dir/disk, holds `disk_blocks`.
+inline PoolOptions TieredOptions(const TempDir& dir, uint64_t dram_blocks, uint64_t disk_blocks,
+                                 EvictionPolicyKind policy = EvictionPolicyKind::kLru) {
+  PoolOptions o = CountingOptions(dram_blocks, policy);
+  o.disk_dir = dir.Sub("disk");
+  o.disk_budget_bytes = disk_blocks * DiskTier::ChargeOf(1, kBlockBytes);
+  o.engine = SmallEngine();
+  return o;
+}
+
 inline std::unique_ptr<Pool> OpenOrDie(PoolOptions o) {
   auto p = Pool::Open(std::move(o));
   EXPECT_TRUE(p.ok()) << p.status().ToString();

@@ -118,11 +118,7 @@ TEST(KvLocateTest, AScatteredValueIsLocatedAndViewedInPieces) {
 
 TEST(KvLocateTest, DiskHitsArePromotedAndLocated) {
   TempDir dir;
-  PoolOptions o = testing::CountingOptions(2, EvictionPolicyKind::kLru);
-  o.disk_dir = dir.Sub("disk");
-  o.disk_budget_bytes = 1 << 20;
-  o.engine = testing::SmallEngine();
-  auto pool = OpenOrDie(o);
+  auto pool = OpenOrDie(testing::TieredOptions(dir, 2, 100));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(pool->Put(std::string(1, 'a' + i), ValueFor(i)).ok());
   ASSERT_EQ(pool->Stats().dram_blocks, 2u);  // d, e; the rest only on disk
 
@@ -149,11 +145,7 @@ TEST(KvLocateTest, DiskHitsArePromotedAndLocated) {
 
 TEST(KvLocateTest, ADiskHitWithNoRoomInDramIsReadOnceAndHandedBack) {
   TempDir dir;
-  PoolOptions o = testing::CountingOptions(2, EvictionPolicyKind::kLru);
-  o.disk_dir = dir.Sub("disk");
-  o.disk_budget_bytes = 1 << 20;
-  o.engine = testing::SmallEngine();
-  auto pool = OpenOrDie(o);
+  auto pool = OpenOrDie(testing::TieredOptions(dir, 2, 100));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool->Put(std::string(1, 'a' + i), ValueFor(i)).ok());
   // b and c fill DRAM, and readers hold them: a cannot be promoted.
   auto b = pool->Acquire("b");
