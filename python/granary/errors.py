@@ -12,10 +12,11 @@ Some classes also derive from the built-in exception a Python caller would expec
 :class:`UnavailableError` is a :class:`ConnectionError`, :class:`InvalidArgumentError` a
 :class:`ValueError`, :class:`PermissionDeniedError` a :class:`PermissionError`.
 
-Batch calls (``put_many``, ``get_many``, ``get_many_into``, ``delete_many``) raise the class of
-their first failed item, with two extra attributes: ``results``, the outcome of every item in
-order (its value, or an :class:`Error` instance where it failed), and ``failures``, a list of
-``(key, error)`` pairs for the failed items only.
+Batch calls (``Client.put_many``, ``get_many``, ``get_many_into``, ``delete_many``, and
+``granary.kv.KVStore.batch_put`` and ``batch_get_into``) raise the class of their first failed
+item, with two extra attributes: ``results``, the outcome of every item in order (its value, or an
+:class:`Error` instance where it failed), and ``failures``, a list of ``(key, error)`` pairs for the
+failed items only (a KVStore call gives each key as the caller passed it, bytes or str).
 """
 
 __all__ = [

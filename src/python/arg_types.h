@@ -1,7 +1,7 @@
-// Argument types of the binding whose conversion and checks the binding does itself (buffers.h),
-// so that a bad argument gets a message naming it instead of pybind11's "incompatible function
-// arguments". Each accepts any Python object and only names, in help() and the docstrings'
-// signatures, what the argument should be ("int | None", "Buffer").
+// Argument types of the binding whose conversion and checks the binding does itself (buffers.h,
+// kv.cc's keys), so that a bad argument gets a message naming it instead of pybind11's
+// "incompatible function arguments". Each accepts any Python object and only names, in help() and
+// the docstrings' signatures, what the argument should be ("int | None", "Buffer").
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -34,6 +34,10 @@ GRANARY_PY_ARG_TYPE(PutItemsArg, "dict[str, Buffer] | Iterable[tuple[str, Buffer
 GRANARY_PY_ARG_TYPE(KeysArg, "Iterable[str]")
 GRANARY_PY_ARG_TYPE(WritableBuffersArg, "Iterable[WritableBuffer]")
 GRANARY_PY_ARG_TYPE(PartsArg, "Iterable[PartInfo | tuple[int, str]]")
+// granary.kv (kv.cc): keys are bytes or str.
+GRANARY_PY_ARG_TYPE(KvKeyArg, "bytes | str")
+GRANARY_PY_ARG_TYPE(KvKeysArg, "Iterable[bytes | str]")
+GRANARY_PY_ARG_TYPE(KvItemsArg, "dict[bytes | str, Buffer] | Iterable[tuple[bytes | str, Buffer]]")
 
 #undef GRANARY_PY_ARG_TYPE
 

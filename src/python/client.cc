@@ -232,8 +232,7 @@ void RegisterBucketMethods(py::class_<PyClient>& cls) {
 PyClient::PyClient(std::string address, py::object access_key, py::object secret_key,
                    const ClientOptions& options)
     : address_(std::move(address)),
-      credentials_{CredentialOrEnv(access_key, "access_key", "GRANARY_ACCESS_KEY"),
-                   CredentialOrEnv(secret_key, "secret_key", "GRANARY_SECRET_KEY")},
+      credentials_(CredentialsOrEnv(access_key, secret_key)),
       options_(options),
       pid_(getpid()) {
   if (options.max_connections < 1) throw py::value_error("max_connections must be >= 1");
@@ -278,6 +277,13 @@ void PyClient::Close() {
   client_ = nullptr;
   // The last reference closes the connections; do that without holding up other threads.
   WithoutGil([&] { client.reset(); });
+}
+
+Credentials CredentialsOrEnv(py::handle access_key, py::handle secret_key) {
+  Credentials credentials;
+  credentials.access_key = CredentialOrEnv(access_key, "access_key", "GRANARY_ACCESS_KEY");
+  credentials.secret_key = CredentialOrEnv(secret_key, "secret_key", "GRANARY_SECRET_KEY");
+  return credentials;
 }
 
 Conditions ToConditions(py::handle if_match, py::handle if_none_match, py::handle if_version) {

@@ -57,6 +57,11 @@ class PyClient {
   bool closed_ = false;
 };
 
+// The credentials of a connection: access_key / secret_key as given (str), or for None the
+// environment's GRANARY_ACCESS_KEY / GRANARY_SECRET_KEY. TypeError for a non-str, ValueError when
+// a key is None and its variable is unset or empty. Needs the GIL.
+Credentials CredentialsOrEnv(py::handle access_key, py::handle secret_key);
+
 // Runs `f` with the GIL released and returns what it returns. `f` must not touch Python objects.
 template <typename F>
 auto WithoutGil(F&& f) {

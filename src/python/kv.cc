@@ -20,7 +20,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,24 +30,6 @@
 #include "python/buffers.h"
 #include "python/client_binding.h"
 #include "python/errors.h"
-
-// Argument types converted by the binding itself, as in arg_types.h (whose macro is private to
-// it): any object is accepted, and help() shows what it should be.
-#define GRANARY_KV_ARG_TYPE(Name, shown_as)                                   \
-  namespace granary::python {                                                 \
-  class Name : public ::pybind11::object {                                    \
-   public:                                                                    \
-    PYBIND11_OBJECT_DEFAULT(Name, object, ::granary::python::AcceptAnyObject) \
-  };                                                                          \
-  }                                                                           \
-  template <>                                                                 \
-  struct pybind11::detail::handle_type_name<::granary::python::Name> {        \
-    static constexpr auto name = const_name(shown_as);                        \
-  };
-GRANARY_KV_ARG_TYPE(KvKeyArg, "bytes | str")
-GRANARY_KV_ARG_TYPE(KvKeysArg, "Iterable[bytes | str]")
-GRANARY_KV_ARG_TYPE(KvItemsArg, "dict[bytes | str, Buffer] | Iterable[tuple[bytes | str, Buffer]]")
-#undef GRANARY_KV_ARG_TYPE
 
 namespace granary::python {
 namespace {
@@ -84,21 +65,6 @@ py::dict StatsToDict(const KvStats& s) {
 }
 
 std::string Repr(const std::string& s) { return py::repr(py::str(s)); }
-
-std::string CredentialOrEnv(py::handle value, const char* name, const char* env) {
-  if (!value.is_none()) {
-    if (!PyUnicode_Check(value.ptr())) {
-      throw py::type_error(std::string(name) + " must be a str, not " +
-                           Py_TYPE(value.ptr())->tp_name);
-    }
-    return value.cast<std::string>();
-  }
-  const char* from_env = std::getenv(env);
-  if (from_env == nullptr || *from_env == '\0') {
-    throw py::value_error(std::string("no ") + name + ": pass " + name + "= or set " + env);
-  }
-  return from_env;
-}
 
 ClientOptions ToClientOptions(int max_connections, int64_t timeout_ms, int retries) {
   if (max_connections < 1) throw py::value_error("max_connections must be >= 1");
@@ -171,8 +137,7 @@ class Handle {
   Handle(std::string kind, std::string address, py::handle access_key, py::handle secret_key)
       : kind_(std::move(kind)),
         address_(std::move(address)),
-        credentials_{CredentialOrEnv(access_key, "access_key", "GRANARY_ACCESS_KEY"),
-                     CredentialOrEnv(secret_key, "secret_key", "GRANARY_SECRET_KEY")},
+        credentials_(CredentialsOrEnv(access_key, secret_key)),
         pid_(getpid()) {}
   // Connects with the GIL released; raises on failure.
   virtual std::shared_ptr<T> Connect() = 0;

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from fork_child import run_in_child
+
 from conftest import make_client
 
 MiB = 1 << 20
@@ -130,29 +132,17 @@ def test_close_while_other_threads_call(server, bucket):
     assert len(outcomes) == 4
 
 
-
 def test_forked_child_reconnects(client, bucket):
     """A child process (a DataLoader worker) uses the client it inherited: it connects anew, and
     the parent's connections are left alone."""
-    import os
     client.put(bucket, "k", b"from parent")
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        status = 1
-        try:
-            data = client.get(bucket, "k")
-            client.put(bucket, "child", b"from child")
-            client.close()
-            os.write(write, data)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    with os.fdopen(read, "rb") as r:
-        got = r.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert got == b"from parent"
+
+    def child():
+        data = client.get(bucket, "k")
+        client.put(bucket, "child", b"from child")
+        client.close()
+        return data
+
+    assert run_in_child(child) == b"from parent"
     assert client.get(bucket, "child") == b"from child"
     assert client.get(bucket, "k") == b"from parent"

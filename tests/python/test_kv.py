@@ -13,6 +13,7 @@ import pytest
 import granary
 from granary.kv import (KVStore, KvAdmin, PoolConfig, PoolInfo, create_pool, delete_pool,
                         list_pools, pool_info)
+from fork_child import run_in_child
 from granary_server import ACCESS_KEY, SECRET_KEY, GranaryServer
 
 from conftest import TEST_TIMEOUT_MS
@@ -525,24 +526,14 @@ def test_forked_child_reconnects(kv):
     """A child process uses the KVStore it inherited: it connects anew (its own shared-memory
     mapping included), and the parent's store goes on working."""
     kv.put(b"k", b"from parent")
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        status = 1
-        try:
-            data = kv.get(b"k")
-            kv.put(b"child", b"from child")
-            kv.close()
-            os.write(write, data)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    with os.fdopen(read, "rb") as r:
-        got = r.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert got == b"from parent"
+
+    def child():
+        data = kv.get(b"k")
+        kv.put(b"child", b"from child")
+        kv.close()
+        return data
+
+    assert run_in_child(child) == b"from parent"
     assert kv.get(b"child") == b"from child"
     assert kv.get(b"k") == b"from parent"
 
