@@ -12,6 +12,10 @@
 #include <random>
 #include <string>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older C libraries do not name it
+#endif
+
 namespace granary::kv {
 namespace {
 
@@ -95,8 +99,23 @@ Arena::Arena(int fd, char* base, const fmt::Layout& layout)
 }
 
 Arena::~Arena() {
+  if (prefault_.joinable()) {
+    prefault_.request_stop();
+    prefault_.join();
+  }
   ::munmap(base_, layout_.file_bytes);
   ::close(fd_);
+}
+
+void Arena::StartPrefault() {
+  prefault_ = std::jthread([this](std::stop_token stop) {
+    constexpr uint64_t kStep = uint64_t{32} << 20;
+    const uint64_t end = layout_.data_offset + layout_.page_count * layout_.page_size;
+    for (uint64_t at = layout_.data_offset; at < end && !stop.stop_requested(); at += kStep) {
+      const uint64_t n = std::min(kStep, end - at);
+      if (::madvise(base_ + at, n, MADV_POPULATE_WRITE) != 0) return;  // best effort
+    }
+  });
 }
 
 Result<std::vector<Extent>> Arena::Allocate(uint64_t bytes) {

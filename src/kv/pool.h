@@ -82,6 +82,9 @@ struct PoolOptions {
   uint64_t pin_limit_bytes = 0;  // charged bytes of pinned blocks, at most
   std::chrono::nanoseconds lease = std::chrono::seconds(5);
   Clock* clock = nullptr;  // SystemClock when null
+  // Commit the DRAM tier's memory in the background when the pool opens (Arena::StartPrefault),
+  // rather than a page at a time as values are first stored.
+  bool prefault_dram = false;
   // Keys whose predecessor is remembered for linking later puts (kv-eviction.md).
   size_t chain_memo_keys = 1 << 16;
 };

@@ -81,6 +81,7 @@ Result<std::shared_ptr<kv::Pool>> KvService::OpenPool(const proto::KvPoolConfig&
                                                  : kv::EvictionPolicyKind::kPrefixAware;
   options.pin_limit_bytes = config.pin_limit_bytes();
   options.lease = std::chrono::milliseconds(config.lease_ms());
+  options.prefault_dram = true;  // the budget is the node's to give: fill a new pool at full speed
   ASSIGN_OR_RETURN(std::unique_ptr<kv::Pool> pool, kv::Pool::Open(std::move(options)));
   return std::shared_ptr<kv::Pool>(std::move(pool));
 }

@@ -68,6 +68,8 @@ class Target {
   virtual Status Get(int thread, std::span<const uint32_t> indices,
                      std::span<const std::string_view> keys,
                      std::span<const std::span<char>> buffers, std::span<int64_t> sizes) = 0;
+  // Removes every key of `w`, so that it can be put again (not timed).
+  virtual Status Clear(const Workload& w, int clients) = 0;
 };
 
 // KVStore::Put per put, KVStore::BatchGetInto per batch.
@@ -77,6 +79,7 @@ class GranaryTarget final : public Target {
   Status Put(int thread, std::string_view key, std::string_view value) override;
   Status Get(int thread, std::span<const uint32_t> indices, std::span<const std::string_view> keys,
              std::span<const std::span<char>> buffers, std::span<int64_t> sizes) override;
+  Status Clear(const Workload& w, int clients) override;  // Remove of each key
 
  private:
   KVStore& store_;
@@ -89,6 +92,7 @@ class RedisTarget final : public Target {
   Status Put(int thread, std::string_view key, std::string_view value) override;
   Status Get(int thread, std::span<const uint32_t> indices, std::span<const std::string_view> keys,
              std::span<const std::span<char>> buffers, std::span<int64_t> sizes) override;
+  Status Clear(const Workload& w, int clients) override;  // FLUSHALL
   RedisClient& client(int thread) { return *clients_[static_cast<size_t>(thread)]; }
 
  private:
@@ -104,6 +108,7 @@ class MemcpyTarget final : public Target {
   Status Put(int thread, std::string_view key, std::string_view value) override;
   Status Get(int thread, std::span<const uint32_t> indices, std::span<const std::string_view> keys,
              std::span<const std::span<char>> buffers, std::span<int64_t> sizes) override;
+  Status Clear(const Workload&, int) override { return Status::OK(); }
 
  private:
   const Workload& w_;
@@ -115,8 +120,9 @@ struct KvFigure {
   nlohmann::json details;
 };
 
-// Puts the whole working set once from `clients` threads, which take keys from one counter.
-Result<KvFigure> MeasureKvPuts(Target& target, const Workload& w, int clients);
+// Puts the whole working set from `clients` threads, which take keys from one counter, `passes`
+// times (clearing the target between passes): the pass of the median throughput.
+Result<KvFigure> MeasureKvPuts(Target& target, const Workload& w, int clients, int passes);
 
 // Reads batches of `batch` distinct keys from `clients` threads for `seconds`, each thread the
 // next window of its order of the keys, checking every value's first and last 8 bytes (cleared

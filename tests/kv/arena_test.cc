@@ -92,6 +92,32 @@ TEST(KvArenaTest, ClientsGetAReadOnlyDescriptor) {
   }
 }
 
+TEST(KvArenaTest, PrefaultLeavesValuesAloneAndStopsWithTheArena) {
+  auto a = ArenaOf(4096);  // 16 MiB
+  ASSERT_NE(a, nullptr);
+  a->StartPrefault();
+  // Values written while the pages are committed keep their bytes.
+  std::vector<std::pair<std::vector<Extent>, std::string>> stored;
+  for (int i = 0; i < 64; ++i) {
+    auto e = a->Allocate(64 * 1024);
+    ASSERT_TRUE(e.ok());
+    std::string v(64 * 1024, static_cast<char>('a' + i % 26));
+    a->CopyIn(*e, v);
+    stored.emplace_back(std::move(*e), std::move(v));
+  }
+  for (const auto& [extents, v] : stored) {
+    std::string out(v.size(), '\0');
+    a->CopyOut(extents, out);
+    EXPECT_EQ(out, v);
+  }
+  a.reset();  // joins the prefault thread, finished or not
+
+  auto big = ArenaOf(uint64_t{1} << 18);  // 1 GiB: destroyed long before it is committed
+  ASSERT_NE(big, nullptr);
+  big->StartPrefault();
+  big.reset();
+}
+
 TEST(KvArenaTest, ZeroBytesTakeNoPages) {
   auto a = ArenaOf(2);
   ASSERT_NE(a, nullptr);
