@@ -107,15 +107,20 @@ Arena::~Arena() {
   ::close(fd_);
 }
 
-void Arena::StartPrefault() {
-  prefault_ = std::jthread([this](std::stop_token stop) {
+void Arena::Prefault(bool in_background) {
+  auto populate = [this](std::stop_token stop) {
     constexpr uint64_t kStep = uint64_t{32} << 20;
     const uint64_t end = layout_.data_offset + layout_.page_count * layout_.page_size;
     for (uint64_t at = layout_.data_offset; at < end && !stop.stop_requested(); at += kStep) {
       const uint64_t n = std::min(kStep, end - at);
       if (::madvise(base_ + at, n, MADV_POPULATE_WRITE) != 0) return;  // best effort
     }
-  });
+  };
+  if (in_background) {
+    prefault_ = std::jthread(populate);
+  } else {
+    populate(std::stop_token());
+  }
 }
 
 Result<std::vector<Extent>> Arena::Allocate(uint64_t bytes) {

@@ -58,12 +58,12 @@ class Arena {
   // Random and never 0; no two arenas of a host share one (arena_format.h).
   uint64_t arena_id() const { return layout_.arena_id; }
 
-  // Commits the data pages' memory in a background thread (MADV_POPULATE_WRITE, in order from
-  // the first page, which allocations take first), so that filling a new pool does not pay a
-  // page fault per 4 KiB. Values written meanwhile are not disturbed. Best effort: a kernel
-  // without MADV_POPULATE_WRITE (before 5.14) faults pages in as they are first written.
-  // Stops when the arena is destroyed. Call at most once.
-  void StartPrefault();
+  // Commits the data pages' memory (MADV_POPULATE_WRITE, in order from the first page, which
+  // allocations take first), so that filling a new pool does not pay a page fault per 4 KiB:
+  // now, or in a background thread that stops when the arena is destroyed. Values written
+  // meanwhile are not disturbed. Best effort: a kernel without MADV_POPULATE_WRITE (before 5.14)
+  // faults pages in as they are first written. Call at most once.
+  void Prefault(bool in_background);
 
   // Pages a value of `bytes` takes.
   static uint64_t PagesFor(uint64_t bytes) {

@@ -44,7 +44,7 @@ Result<std::unique_ptr<Pool>> Pool::Open(PoolOptions options) {
   }
   auto arena = Arena::Create(options.name, options.dram_budget_bytes);
   if (!arena.ok()) return arena.status().WithContext(where + "arena");
-  if (options.prefault_dram) (*arena)->StartPrefault();
+  if (options.prefault_dram) (*arena)->Prefault(/*in_background=*/true);
   std::unique_ptr<Pool> pool(new Pool(std::move(options), std::move(arena).value()));
   if (!pool->options_.disk_dir.empty()) {
     auto disk = DiskTier::Open(pool->options_.disk_dir, pool->options_.disk_budget_bytes,

@@ -82,8 +82,8 @@ struct PoolOptions {
   uint64_t pin_limit_bytes = 0;  // charged bytes of pinned blocks, at most
   std::chrono::nanoseconds lease = std::chrono::seconds(5);
   Clock* clock = nullptr;  // SystemClock when null
-  // Commit the DRAM tier's memory in the background when the pool opens (Arena::StartPrefault),
-  // rather than a page at a time as values are first stored.
+  // Commit the DRAM tier's memory in the background once the pool opens (Arena::Prefault),
+  // rather than a page at a time as values are first stored. See also Pool::CommitDram.
   bool prefault_dram = false;
   // Keys whose predecessor is remembered for linking later puts (kv-eviction.md).
   size_t chain_memo_keys = 1 << 16;
@@ -204,6 +204,9 @@ class Pool {
   int arena_fd() const { return arena_->fd(); }
   uint64_t arena_bytes() const { return arena_->file_bytes(); }
   uint64_t arena_id() const { return arena_->arena_id(); }
+  // Commits the DRAM tier's memory now (Arena::Prefault), so that filling the pool does not
+  // pay a page fault per 4 KiB; calls may run meanwhile. Not with prefault_dram.
+  void CommitDram() { arena_->Prefault(/*in_background=*/false); }
   // Like BatchGetInto (prefix order, the same stats, touches, chain links, lease renewal, and
   // disk-tier hits promoted into DRAM) but returns where each block lies in the arena instead
   // of copying it. No reader reference is left behind: the block is protected only by its lease

@@ -2,7 +2,10 @@
 // kv_handlers.cc.
 #include "node/kv_service.h"
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <thread>
 
 #include "common/logging.h"
@@ -10,6 +13,17 @@
 
 namespace granary::node {
 namespace {
+
+// MemAvailable from /proc/meminfo: what the host can give without swapping; none if unknown.
+std::optional<uint64_t> AvailableMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    unsigned long long kib = 0;
+    if (std::sscanf(line.c_str(), "MemAvailable: %llu kB", &kib) == 1) return kib * 1024;
+  }
+  return std::nullopt;
+}
 
 constexpr char kConfigFile[] = "pool.conf";
 constexpr char kDiskDir[] = "disk";
@@ -69,7 +83,8 @@ Result<std::unique_ptr<KvService>> KvService::Start(KvServiceOptions options) {
   return service;
 }
 
-Result<std::shared_ptr<kv::Pool>> KvService::OpenPool(const proto::KvPoolConfig& config) {
+Result<std::shared_ptr<kv::Pool>> KvService::OpenPool(const proto::KvPoolConfig& config,
+                                                     bool reopened) {
   kv::PoolOptions options;
   options.name = config.name();
   options.dram_budget_bytes = config.dram_budget_bytes();
@@ -81,7 +96,10 @@ Result<std::shared_ptr<kv::Pool>> KvService::OpenPool(const proto::KvPoolConfig&
                                                  : kv::EvictionPolicyKind::kPrefixAware;
   options.pin_limit_bytes = config.pin_limit_bytes();
   options.lease = std::chrono::milliseconds(config.lease_ms());
-  options.prefault_dram = true;  // the budget is the node's to give: fill a new pool at full speed
+  // The budget is the node's to give: a pool's memory is committed up front, so that it fills at
+  // full speed (a new pool's before its creation is acknowledged, see CreatePool); pools
+  // reopened at start commit theirs in the background, so that the node serves at once.
+  options.prefault_dram = reopened;
   ASSIGN_OR_RETURN(std::unique_ptr<kv::Pool> pool, kv::Pool::Open(std::move(options)));
   return std::shared_ptr<kv::Pool>(std::move(pool));
 }
@@ -104,7 +122,7 @@ Status KvService::OpenExisting() {
     if (!config.ParseFromString(*text)) {
       return Status::Corruption(io::JoinPath(dir, kConfigFile) + " does not parse");
     }
-    ASSIGN_OR_RETURN(std::shared_ptr<kv::Pool> pool, OpenPool(config));
+    ASSIGN_OR_RETURN(std::shared_ptr<kv::Pool> pool, OpenPool(config, /*reopened=*/true));
     MutexLock lock(&mu_);
     pools_[config.name()] = {config, std::move(pool)};
   }
@@ -115,26 +133,42 @@ Status KvService::CreatePool(const proto::KvPoolConfig& given) {
   proto::KvPoolConfig config = given;
   if (config.eviction().empty()) config.set_eviction("prefix");
   RETURN_IF_ERROR(CheckPoolConfig(config));
-  // Creations and deletions are rare: one at a time, under the lock, keeps them simple.
-  MutexLock lock(&mu_);
-  if (stopped_) return Status::Unavailable("the KV service is stopping");
-  if (pools_.count(config.name())) {
-    return Status::AlreadyExists("KV pool \"" + config.name() + "\" already exists");
+  // A new pool's memory is committed at once: refuse one the host cannot hold now, rather than
+  // let the kernel's out-of-memory killer end the server.
+  if (std::optional<uint64_t> available = AvailableMemoryBytes();
+      available && config.dram_budget_bytes() > *available) {
+    return Status::NoSpace("KV pool \"" + config.name() + "\" asks for " +
+                           std::to_string(config.dram_budget_bytes()) +
+                           " bytes of DRAM but the host has " + std::to_string(*available) +
+                           " available: lower dram_budget_bytes");
   }
-  auto fs = io::DefaultFileSystem();
-  const std::string dir = io::JoinPath(options_.dir, config.name());
-  RETURN_IF_ERROR(fs->CreateDir(dir));
-  Result<std::shared_ptr<kv::Pool>> pool = OpenPool(config);
-  Status st = pool.status();
-  // The configuration file makes the pool exist: written last, atomically.
-  if (st.ok()) st = io::WriteFileAtomic(*fs, io::JoinPath(dir, kConfigFile), config.SerializeAsString());
-  if (!st.ok()) {
-    if (pool.ok()) (*pool)->Close().IgnoreError();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-    return st.WithContext("creating KV pool \"" + config.name() + "\"");
+  std::shared_ptr<kv::Pool> created;
+  {
+    // Creations and deletions are rare: one at a time, under the lock, keeps them simple.
+    MutexLock lock(&mu_);
+    if (stopped_) return Status::Unavailable("the KV service is stopping");
+    if (pools_.count(config.name())) {
+      return Status::AlreadyExists("KV pool \"" + config.name() + "\" already exists");
+    }
+    auto fs = io::DefaultFileSystem();
+    const std::string dir = io::JoinPath(options_.dir, config.name());
+    RETURN_IF_ERROR(fs->CreateDir(dir));
+    Result<std::shared_ptr<kv::Pool>> pool = OpenPool(config, /*reopened=*/false);
+    Status st = pool.status();
+    // The configuration file makes the pool exist: written last, atomically.
+    if (st.ok()) {
+      st = io::WriteFileAtomic(*fs, io::JoinPath(dir, kConfigFile), config.SerializeAsString());
+    }
+    if (!st.ok()) {
+      if (pool.ok()) (*pool)->Close().IgnoreError();
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      return st.WithContext("creating KV pool \"" + config.name() + "\"");
+    }
+    created = *pool;
+    pools_[config.name()] = {config, std::move(*pool)};
   }
-  pools_[config.name()] = {config, std::move(*pool)};
+  created->CommitDram();  // outside the lock: the other pools serve meanwhile
   return Status::OK();
 }
 

@@ -56,7 +56,9 @@ class KvService {
   Status OpenExisting();
   Status Put(rpc::ServerCall& call);
   Status Get(rpc::ServerCall& call);
-  Result<std::shared_ptr<kv::Pool>> OpenPool(const proto::KvPoolConfig& config);
+  // `reopened`: a pool found at start (its memory is committed in the background), rather than
+  // one being created.
+  Result<std::shared_ptr<kv::Pool>> OpenPool(const proto::KvPoolConfig& config, bool reopened);
 
   const KvServiceOptions options_;
   std::unique_ptr<rpc::FdDoor> door_;  // null when shared memory is off

@@ -93,6 +93,13 @@ TEST_F(KvStoreTest, PoolAdministration) {
   policy.name = "policy";
   policy.eviction = "fifo";
   EXPECT_CODE(admin_->CreatePool(policy), Code::kInvalidArgument);
+  // More DRAM than any host of these tests has: refused, not an out-of-memory kill.
+  KvPoolConfig huge;
+  huge.name = "huge";
+  huge.dram_budget_bytes = uint64_t{1} << 50;
+  Status refused = admin_->CreatePool(huge);
+  EXPECT_CODE(refused, Code::kNoSpace);
+  EXPECT_NE(refused.message().find("lower dram_budget_bytes"), std::string::npos) << refused.ToString();
 
   CreatePool("beta", 32 << 20, 64 << 20);
   auto pools = admin_->ListPools();

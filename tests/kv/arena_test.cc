@@ -95,7 +95,7 @@ TEST(KvArenaTest, ClientsGetAReadOnlyDescriptor) {
 TEST(KvArenaTest, PrefaultLeavesValuesAloneAndStopsWithTheArena) {
   auto a = ArenaOf(4096);  // 16 MiB
   ASSERT_NE(a, nullptr);
-  a->StartPrefault();
+  a->Prefault(/*in_background=*/true);
   // Values written while the pages are committed keep their bytes.
   std::vector<std::pair<std::vector<Extent>, std::string>> stored;
   for (int i = 0; i < 64; ++i) {
@@ -114,7 +114,7 @@ TEST(KvArenaTest, PrefaultLeavesValuesAloneAndStopsWithTheArena) {
 
   auto big = ArenaOf(uint64_t{1} << 18);  // 1 GiB: destroyed long before it is committed
   ASSERT_NE(big, nullptr);
-  big->StartPrefault();
+  big->Prefault(/*in_background=*/true);
   big.reset();
 }
 
