@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 import granary
+from granary.kv import KVStore, create_pool, delete_pool
 from granary_server import ACCESS_KEY, SECRET_KEY, GranaryServer
 
 # A call must never wait this long in these tests; a hang fails with UnavailableError instead.
@@ -137,3 +138,42 @@ def proxy(server):
     p = TcpProxy(server.native_address)
     yield p
     p.close()
+
+
+# KV-cache pools (test_kv*.py) ---------------------------------------------------------------------
+
+_kv_pool_ids = itertools.count()
+
+
+@pytest.fixture
+def new_pool(server):
+    """new_pool(**config) creates a pool with a fresh name and returns the name; every pool it
+    created is deleted after the test."""
+    created = []
+
+    def make(**config):
+        config.setdefault("dram_budget_bytes", 64 << 20)
+        config.setdefault("timeout_ms", TEST_TIMEOUT_MS)
+        name = f"kv-{os.getpid()}-{next(_kv_pool_ids)}-{uuid.uuid4().hex[:8]}"
+        create_pool(server.native_address, ACCESS_KEY, SECRET_KEY, name, **config)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        try:
+            delete_pool(server.native_address, ACCESS_KEY, SECRET_KEY, name)
+        except granary.NoSuchPoolError:
+            pass  # the test deleted it
+
+
+@pytest.fixture
+def pool(new_pool):
+    return new_pool(pin_limit_bytes=15 << 10)
+
+
+@pytest.fixture
+def kv(server, pool):
+    with KVStore(server.native_address, pool, ACCESS_KEY, SECRET_KEY,
+                 timeout_ms=TEST_TIMEOUT_MS) as store:
+        yield store
