@@ -177,7 +177,7 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
     status[i] = i < buffers.size() ? CheckKvKey(keys[i])
                                    : Status::InvalidArgument("no buffer for this key");
   }
-  LookUpChain(keys, status, try_disk, [&](size_t i, Block* b) {
+  LookUpChain(keys, status, try_disk, [&](size_t i, Block* b) REQUIRES(mu_) {
     if (b->size > buffers[i].size()) {
       status[i] = BufferTooSmall(buffers[i].size(), b->size);
       return;
@@ -240,7 +240,8 @@ std::vector<Result<BlockLocation>> Pool::BatchLocate(
   std::vector<BlockLocation> where(n);
   std::vector<bool> try_disk(n, false);
   for (size_t i = 0; i < n; ++i) status[i] = CheckKvKey(keys[i]);
-  LookUpChain(keys, status, try_disk, [&](size_t i, Block* b) { where[i] = LocationOf(*b); });
+  LookUpChain(keys, status, try_disk,
+              [&](size_t i, Block* b) REQUIRES(mu_) { where[i] = LocationOf(*b); });
   for (size_t i = 0; i < n; ++i) {
     if (!try_disk[i]) continue;
     Result<std::string> v = ReadDisk(keys[i]);
