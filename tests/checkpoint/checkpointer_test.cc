@@ -1,0 +1,215 @@
+// Checkpointer through a real Client and the native protocol: round trips, incremental saves,
+// atomic visibility, reclamation, and damaged or missing chunks named on load.
+#include "granary/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "client/client_fixture.h"
+
+namespace granary::testing {
+namespace {
+
+class CheckpointerTest : public ClientTest {
+ protected:
+  void SetUp() override {
+    ClientTest::SetUp();
+    ASSERT_OK(client_->CreateBucket("ckpt"));
+  }
+
+  std::unique_ptr<Checkpointer> Open(std::string_view run = "ckpt/runs/a") {
+    CheckpointOptions o;
+    o.chunk_bytes = 64 << 10;  // several chunks per tensor
+    o.parallel = 4;
+    auto c = Checkpointer::Open(*client_, run, o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  // Named tensors of the given sizes, each with its own bytes.
+  static std::map<std::string, std::string> State(const std::vector<size_t>& sizes,
+                                                  uint32_t seed) {
+    std::map<std::string, std::string> s;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      s["t" + std::to_string(i)] = Pattern(sizes[i], seed * 1000 + static_cast<uint32_t>(i));
+    }
+    return s;
+  }
+
+  static std::vector<TensorToSave> ToSave(const std::map<std::string, std::string>& state) {
+    std::vector<TensorToSave> out;
+    for (const auto& [name, bytes] : state) {
+      out.push_back({name, "uint8", {static_cast<int64_t>(bytes.size())}, bytes});
+    }
+    return out;
+  }
+
+  static std::map<std::string, std::string> LoadAll(Checkpointer& c, const CheckpointManifest& m) {
+    std::map<std::string, std::string> out;
+    for (const SavedTensor& t : m.tensors) out[t.name].resize(t.size);
+    Status st = c.Load(m, [&](size_t, const SavedTensor& t) -> Result<std::span<char>> {
+      return std::span<char>(out[t.name]);
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return out;
+  }
+
+  uint64_t Objects(const std::string& prefix) {
+    ListOptions o;
+    o.prefix = prefix;
+    auto r = client_->List("ckpt", o);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->objects.size() : 0;
+  }
+};
+
+TEST_F(CheckpointerTest, RoundTripsTensorsAndExtra) {
+  auto c = Open();
+  ASSERT_NE(c, nullptr);
+  auto state = State({0, 1, 64 << 10, (64 << 10) + 1, 300'000}, 1);
+  auto saved = c->Save(7, ToSave(state), "the structure");
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ(saved->bytes, 1 + (64 << 10) + (64 << 10) + 1 + 300'000u);
+  EXPECT_EQ(saved->written_bytes, saved->bytes);
+
+  auto m = c->Describe();
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->step, 7u);
+  EXPECT_EQ(m->extra, "the structure");
+  ASSERT_EQ(m->tensors.size(), 5u);
+  EXPECT_EQ(m->tensors[4].shape, std::vector<int64_t>{300'000});
+  EXPECT_EQ(m->tensors[4].chunks.size(), 5u);  // 300,000 bytes in 64 KiB chunks
+  EXPECT_EQ(LoadAll(*c, *m), state);
+  EXPECT_EQ(*c->List(), std::vector<uint64_t>{7});
+  EXPECT_EQ(Objects("runs/a/saving/"), 0u);  // the save's marker is gone
+
+  // Another Checkpointer (another process) sees the same.
+  auto other = Open();
+  auto m2 = other->Describe(7);
+  ASSERT_TRUE(m2.ok());
+  EXPECT_EQ(LoadAll(*other, *m2), state);
+  EXPECT_CODE(c->Save(7, ToSave(state)).status(), Code::kAlreadyExists);
+}
+
+TEST_F(CheckpointerTest, ASecondCheckpointWritesOnlyWhatChanged) {
+  auto c = Open();
+  auto state = State(std::vector<size_t>(10, 200'000), 1);
+  ASSERT_TRUE(c->Save(1, ToSave(state)).ok());
+  // One tensor of ten changes in one byte: only its chunk holding that byte is new.
+  state["t3"][100'000] ^= 1;
+  auto saved = c->Save(2, ToSave(state));
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ(saved->written_chunks, 1u);
+  EXPECT_EQ(saved->written_bytes, 64u << 10);
+  EXPECT_EQ(LoadAll(*c, *c->Describe(2)), state);
+  // A fresh Checkpointer of the run learns what the run holds, and writes nothing again.
+  auto fresh = Open();
+  auto again = fresh->Save(3, ToSave(state));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->written_bytes, 0u);
+}
+
+TEST_F(CheckpointerTest, DeleteFreesOnlyChunksNoOtherCheckpointUses) {
+  auto c = Open();
+  auto a = State({200'000, 200'000}, 1);
+  auto b = a;
+  b["t1"] = Pattern(200'000, 99);  // t0 shared with checkpoint 1, t1 its own
+  ASSERT_TRUE(c->Save(1, ToSave(a)).ok());
+  ASSERT_TRUE(c->Save(2, ToSave(b)).ok());
+  const uint64_t both = Objects("runs/a/chunks/");
+  EXPECT_EQ(both, 4u * 3);  // 200,000 bytes: 4 chunks each of t0, a's t1, b's t1
+  ASSERT_OK(c->Delete(1));
+  EXPECT_EQ(Objects("runs/a/chunks/"), 8u);
+  EXPECT_EQ(LoadAll(*c, *c->Describe(2)), b);
+  EXPECT_CODE(c->Delete(1), Code::kNotFound);
+  EXPECT_CODE(c->Describe(1).status(), Code::kNotFound);
+
+  ASSERT_TRUE(c->Save(3, ToSave(a)).ok());
+  ASSERT_TRUE(c->Save(4, ToSave(a)).ok());
+  ASSERT_OK(c->KeepLast(1));
+  EXPECT_EQ(*c->List(), std::vector<uint64_t>{4});
+  EXPECT_EQ(Objects("runs/a/chunks/"), 8u);  // a's chunks
+  EXPECT_EQ(LoadAll(*c, *c->Describe()), a);
+}
+
+TEST_F(CheckpointerTest, AnUnfinishedSaveIsNotListedAndItsChunksAreReclaimed) {
+  auto c = Open();
+  auto a = State({200'000}, 1);
+  ASSERT_TRUE(c->Save(1, ToSave(a)).ok());
+  // What a saver killed before its manifest leaves: chunks nothing uses.
+  ASSERT_OK(client_->Put("ckpt", "runs/a/chunks/00000000000000000000000000000001-5", "dead!")
+                .status());
+  EXPECT_EQ(*c->List(), std::vector<uint64_t>{1});
+  ASSERT_OK(c->KeepLast(5));
+  EXPECT_EQ(Objects("runs/a/chunks/"), 4u);
+  EXPECT_EQ(LoadAll(*c, *c->Describe()), a);
+
+  // But not while another save is in progress (its marker is recent): its chunks may be new.
+  ASSERT_OK(client_->Put("ckpt", "runs/a/saving/0123456789abcdef", "2").status());
+  ASSERT_OK(client_->Put("ckpt", "runs/a/chunks/00000000000000000000000000000002-5", "busy!")
+                .status());
+  ASSERT_OK(c->KeepLast(5));
+  EXPECT_EQ(Objects("runs/a/chunks/"), 5u);
+}
+
+TEST_F(CheckpointerTest, DamagedOrMissingChunksAreNamedOnLoad) {
+  auto c = Open();
+  auto state = State({200'000}, 1);
+  ASSERT_TRUE(c->Save(5, ToSave(state)).ok());
+  auto m = c->Describe();
+  ASSERT_TRUE(m.ok());
+  // The object of the tensor's second chunk: damage one bit of it.
+  ListOptions o;
+  o.prefix = "runs/a/chunks/";
+  auto chunks = client_->List("ckpt", o);
+  std::string key;
+  for (const ObjectInfo& info : chunks->objects) {
+    auto bytes = client_->Get("ckpt", info.key);
+    if (bytes.ok() && *bytes == state["t0"].substr(64 << 10, 64 << 10)) key = info.key;
+  }
+  ASSERT_FALSE(key.empty());
+  std::string damaged = state["t0"].substr(64 << 10, 64 << 10);
+  damaged[17] ^= 0x40;
+  ASSERT_OK(client_->Put("ckpt", key, damaged).status());
+  std::string out(200'000, '\0');
+  auto into = [&](size_t, const SavedTensor&) -> Result<std::span<char>> {
+    return std::span<char>(out);
+  };
+  Status st = c->Load(*m, into);
+  EXPECT_CODE(st, Code::kCorruption);
+  EXPECT_NE(st.message().find(key), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("tensor \"t0\" of checkpoint 5"), std::string::npos)
+      << st.ToString();
+
+  ASSERT_OK(client_->Delete("ckpt", key));
+  st = c->Load(*m, into);
+  EXPECT_CODE(st, Code::kCorruption);
+  EXPECT_NE(st.message().find("is missing"), std::string::npos) << st.ToString();
+
+  // A buffer of the wrong size is the caller's mistake.
+  std::string small(10, '\0');
+  EXPECT_CODE(c->Load(*m, [&](size_t, const SavedTensor&) -> Result<std::span<char>> {
+    return std::span<char>(small);
+  }),
+              Code::kInvalidArgument);
+}
+
+TEST_F(CheckpointerTest, BadRunsAndNamesAreRefused) {
+  EXPECT_CODE(Checkpointer::Open(*client_, "/x").status(), Code::kInvalidArgument);
+  EXPECT_CODE(Checkpointer::Open(*client_, "ckpt/a//b").status(), Code::kInvalidArgument);
+  EXPECT_CODE(Checkpointer::Open(*client_, "no-such-bucket/run").status(), Code::kNoSuchBucket);
+  auto c = Open();
+  std::string bytes = "abc";
+  std::vector<TensorToSave> twice = {{"w", "uint8", {3}, bytes}, {"w", "uint8", {3}, bytes}};
+  EXPECT_CODE(c->Save(1, twice).status(), Code::kInvalidArgument);
+  EXPECT_CODE(c->Describe().status(), Code::kNotFound);
+  // A manifest that is not one: refused, not loaded.
+  ASSERT_OK(client_->Put("ckpt", "runs/a/steps/00000000000000000009/manifest", "junk").status());
+  EXPECT_CODE(c->Describe().status(), Code::kCorruption);
+}
+
+}  // namespace
+}  // namespace granary::testing
