@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   protobuf-compiler libprotobuf-dev pybind11-dev python3-dev
-  fio python3 python3-pytest python3-numpy
+  fio python3 python3-pytest python3-numpy python3-torch
   python3-boto3 awscli s3cmd rclone curl redis-server
 )
 
