@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/crc32c.h"
+#include "common/crypto.h"
 #include "common/hash.h"
 #include "proto/checkpoint.pb.h"
 
@@ -32,11 +33,11 @@ int64_t NowNs() {
       .count();
 }
 
+// 16 hex digits, most significant first.
 std::string Hex64(uint64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = kDigits[v & 15];
-  return out;
+  char bytes[8];
+  for (int i = 7; i >= 0; --i, v >>= 8) bytes[i] = static_cast<char>(v & 0xff);
+  return HexEncode(std::string_view(bytes, sizeof(bytes)));
 }
 
 std::string ChunkName(const CheckpointChunkRef& c) {

@@ -21,16 +21,15 @@ size_t OptionsBytes(const PutOptions& o) {
   return n;
 }
 
-// Checks that a batch response answers every item of the request.
+}  // namespace
+
+namespace client {
+
 Status CheckCount(int got, size_t want, std::string_view what) {
   if (static_cast<size_t>(got) == want) return Status::OK();
   return Status::Internal(std::string(what) + " response has " + std::to_string(got) +
                           " items for " + std::to_string(want) + " requested");
 }
-
-}  // namespace
-
-namespace client {
 
 std::vector<size_t> SplitBatches(size_t n, const std::function<size_t(size_t)>& header,
                                  const std::function<uint64_t(size_t)>& payload) {
@@ -86,6 +85,7 @@ Status RoundTrip(Client::Impl& impl, proto::ObjectMethod method,
 
 }  // namespace client
 
+using client::CheckCount;
 using client::kBatchPayloadBytes;
 using client::kItemOverheadBytes;
 using client::RoundTrip;

@@ -61,6 +61,10 @@ inline constexpr uint64_t kBatchPayloadBytes = 64ull << 20;
 inline constexpr size_t kBatchHeaderBytes = 256 << 10;
 inline constexpr size_t kItemOverheadBytes = 32;
 
+// OK when a batch response answers every item of the request (`got` of `want`); kInternal
+// naming `what` otherwise.
+Status CheckCount(int got, size_t want, std::string_view what);
+
 // Splits [0, n) into runs whose header and payload estimates stay within the batch limits.
 // `header(i)` and `payload(i)` estimate item i. Returns the end of each run.
 std::vector<size_t> SplitBatches(size_t n, const std::function<size_t(size_t)>& header,

@@ -17,7 +17,7 @@
 namespace granary {
 namespace {
 
-using client::kBatchPayloadBytes;
+using client::CheckCount;
 using client::kItemOverheadBytes;
 
 KvStats StatsFromProto(const proto::KvStats& s) {
@@ -56,12 +56,6 @@ KvPoolConfig ConfigFromProto(const proto::KvPoolConfig& c) {
   out.pin_limit_bytes = c.pin_limit_bytes();
   out.lease_ms = c.lease_ms();
   return out;
-}
-
-Status CheckCount(int got, size_t want, std::string_view what) {
-  if (static_cast<size_t>(got) == want) return Status::OK();
-  return Status::Internal(std::string(what) + " response has " + std::to_string(got) +
-                          " items for " + std::to_string(want) + " requested");
 }
 
 // Splits keys into requests whose headers stay within the batch limits.

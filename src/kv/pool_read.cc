@@ -17,6 +17,21 @@ Status BufferTooSmall(size_t have, size_t need) {
 
 Status Miss() { return Status::NotFound("not cached"); }
 
+// One result per item: values[i] (moved out) where status[i] is OK, else status[i].
+template <typename T>
+std::vector<Result<T>> Outcomes(const std::vector<Status>& status, std::vector<T>& values) {
+  std::vector<Result<T>> out;
+  out.reserve(status.size());
+  for (size_t i = 0; i < status.size(); ++i) {
+    if (status[i].ok()) {
+      out.emplace_back(std::move(values[i]));
+    } else {
+      out.emplace_back(status[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::string> Pool::ReadDisk(std::string_view key) {
@@ -205,22 +220,13 @@ std::vector<Result<size_t>> Pool::BatchGetInto(std::span<const std::string_view>
     std::memcpy(buffers[i].data(), v->data(), v->size());
     held[i] = Promote(keys[i], *v, i > 0 ? keys[i - 1] : std::string_view());
   }
-  std::vector<Result<size_t>> out;
-  out.reserve(n);
   {
     MutexLock l(&mu_);
     for (size_t i = 0; i < n; ++i) {
       if (held[i] != nullptr) dram_.DropReader(held[i]);
     }
   }
-  for (size_t i = 0; i < n; ++i) {
-    if (status[i].ok()) {
-      out.emplace_back(sizes[i]);
-    } else {
-      out.emplace_back(status[i]);
-    }
-  }
-  return out;
+  return Outcomes(status, sizes);
 }
 
 BlockLocation Pool::LocationOf(const Block& b) const {
@@ -261,16 +267,7 @@ std::vector<Result<BlockLocation>> Pool::BatchLocate(
     where[i] = LocationOf(*b);
     dram_.DropReader(b);  // from now on only its lease protects it
   }
-  std::vector<Result<BlockLocation>> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (status[i].ok()) {
-      out.emplace_back(std::move(where[i]));
-    } else {
-      out.emplace_back(status[i]);
-    }
-  }
-  return out;
+  return Outcomes(status, where);
 }
 
 }  // namespace granary::kv

@@ -27,7 +27,7 @@ Result<std::string> RandomString(size_t n, std::string_view alphabet) {
 
 }  // namespace
 
-Result<RootCredentials> LoadRootCredentials(const std::string& data_dir) {
+Result<RootCredentials> ReadRootCredentials(const std::string& data_dir) {
   const char* access = std::getenv("GRANARY_ACCESS_KEY");
   const char* secret = std::getenv("GRANARY_SECRET_KEY");
   if ((access && *access) || (secret && *secret)) {
@@ -57,7 +57,18 @@ Result<RootCredentials> LoadRootCredentials(const std::string& data_dir) {
     return RootCredentials{j["access_key"].get<std::string>(), j["secret_key"].get<std::string>(),
                            path};
   }
-  if (!text.status().IsNotFound()) return text.status();
+  if (text.status().IsNotFound()) {
+    return Status::NotFound("no credentials: GRANARY_ACCESS_KEY / GRANARY_SECRET_KEY are unset and " +
+                            path + " does not exist");
+  }
+  return text.status();
+}
+
+Result<RootCredentials> LoadRootCredentials(const std::string& data_dir) {
+  Result<RootCredentials> existing = ReadRootCredentials(data_dir);
+  if (existing.ok() || !existing.status().IsNotFound()) return existing;
+  const std::string path = io::JoinPath(data_dir, kFile);
+  auto fs = io::DefaultFileSystem();
   ASSIGN_OR_RETURN(std::string new_access, RandomString(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
   ASSIGN_OR_RETURN(std::string new_secret,
                    RandomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

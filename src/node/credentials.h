@@ -15,8 +15,12 @@ struct RootCredentials {
   std::string path;  // where they are stored; empty when they came from the environment
 };
 
-// Reads the environment, else DIR/credentials.json, else creates that file. kInvalidArgument if
-// only one of the two variables is set or the file is malformed or readable by others.
+// Reads the environment, else DIR/credentials.json; kNotFound when neither has them.
+// kInvalidArgument if only one of the two variables is set or the file is malformed or readable
+// by others. For tools that talk to a server (`granary admin`).
+Result<RootCredentials> ReadRootCredentials(const std::string& data_dir);
+
+// ReadRootCredentials, else creates DIR/credentials.json with new random keys (the server).
 Result<RootCredentials> LoadRootCredentials(const std::string& data_dir);
 
 // A SecretLookup that knows the root key only.

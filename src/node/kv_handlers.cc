@@ -58,10 +58,9 @@ Status KvService::Dispatch(rpc::ServerCall& call) {
     case proto::KV_OPEN: {
       proto::KvOpenRequest req;
       if (!ParseRequest(call, &req, &st)) return st;
-      Result<std::shared_ptr<kv::Pool>> pool = GetPool(req.pool());
-      if (!pool.ok()) return call.Respond(pool.status());
       proto::KvOpenResponse resp;
-      for (const auto& info : ListPools(req.pool())) *resp.mutable_config() = info.config();
+      Result<std::shared_ptr<kv::Pool>> pool = GetPool(req.pool(), resp.mutable_config());
+      if (!pool.ok()) return call.Respond(pool.status());
       if (req.shared_memory() && door_) {
         rpc::FdDoor::Offer offer{*pool, (*pool)->arena_fd(), (*pool)->arena_bytes()};
         Result<std::string> token = door_->Issue(std::move(offer));

@@ -25,6 +25,13 @@ std::optional<uint64_t> AvailableMemoryBytes() {
   return std::nullopt;
 }
 
+// Closes a pool taken out of the service once the requests in flight let go of it (each holds a
+// reference for its call). REQUIRES: the service's own reference is the one passed in.
+Status CloseWhenIdle(const std::shared_ptr<kv::Pool>& pool) {
+  while (pool.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return pool->Close();
+}
+
 constexpr char kConfigFile[] = "pool.conf";
 constexpr char kDiskDir[] = "disk";
 // The smallest DRAM budget a pool may have: room for a few blocks and the tier's bookkeeping.
@@ -186,9 +193,7 @@ Status KvService::DeletePool(const std::string& name) {
   // Gone for good once its configuration file is: a crash after this reclaims the rest.
   Status st = fs->Remove(io::JoinPath(dir, kConfigFile));
   if (st.ok()) st = fs->SyncDir(dir);
-  // Requests in flight hold the pool; Close needs them finished.
-  while (pool.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  Status closed = pool->Close();
+  Status closed = CloseWhenIdle(pool);
   pool.reset();
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
@@ -201,10 +206,12 @@ Status NoSuchPool(const std::string& name) {
                                    "pool create " + name + "`");
 }
 
-Result<std::shared_ptr<kv::Pool>> KvService::GetPool(const std::string& name) {
+Result<std::shared_ptr<kv::Pool>> KvService::GetPool(const std::string& name,
+                                                    proto::KvPoolConfig* config) {
   MutexLock lock(&mu_);
   auto it = pools_.find(name);
   if (it == pools_.end()) return NoSuchPool(name);
+  if (config != nullptr) *config = it->second.first;
   return it->second.second;
 }
 
@@ -237,8 +244,7 @@ Status KvService::Stop() {
   if (door_) door_->Close();
   Status first;
   for (auto& [name, entry] : pools) {
-    while (entry.second.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    Status st = entry.second->Close();
+    Status st = CloseWhenIdle(entry.second);
     if (first.ok() && !st.ok()) first = st.WithContext("closing KV pool \"" + name + "\"");
   }
   return first;

@@ -45,8 +45,10 @@ class KvService {
   Status CreatePool(const proto::KvPoolConfig& config);
   Status DeletePool(const std::string& name);
   std::vector<proto::KvPoolInfo> ListPools(const std::string& name);
-  // The open pool of that name; kNotFound (naming it) when there is none.
-  Result<std::shared_ptr<kv::Pool>> GetPool(const std::string& name);
+  // The open pool of that name, and its settings into `config` when that is not null;
+  // kNoSuchPool (naming it) when there is none.
+  Result<std::shared_ptr<kv::Pool>> GetPool(const std::string& name,
+                                            proto::KvPoolConfig* config = nullptr);
 
   // Closes the door and every pool. Idempotent.
   Status Stop();

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/crypto.h"
 #include "common/logging.h"
 
 namespace granary::rpc {
@@ -17,17 +18,6 @@ namespace {
 constexpr auto kTokenLife = std::chrono::seconds(60);
 constexpr int kReadTimeoutMs = 2000;
 constexpr size_t kMaxTokens = 4096;
-
-std::string Hex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kDigits[p[i] >> 4]);
-    out.push_back(kDigits[p[i] & 15]);
-  }
-  return out;
-}
 
 Status Errno(const std::string& what) {
   return Status::Unavailable(what + ": " + std::strerror(errno));
@@ -63,7 +53,8 @@ sockaddr_un AbstractAddress(const std::string& name, socklen_t* len) {
 Result<std::unique_ptr<FdDoor>> FdDoor::Open() {
   unsigned char raw[12];
   if (RAND_bytes(raw, sizeof(raw)) != 1) return Status::Internal("no randomness for the door");
-  std::unique_ptr<FdDoor> door(new FdDoor("@granary-door-" + Hex(raw, sizeof(raw))));
+  const std::string id = HexEncode(std::string_view(reinterpret_cast<char*>(raw), sizeof(raw)));
+  std::unique_ptr<FdDoor> door(new FdDoor("@granary-door-" + id));
   door->fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (door->fd_ < 0) return Errno("socket(AF_UNIX)");
   socklen_t len = 0;

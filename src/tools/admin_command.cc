@@ -2,11 +2,10 @@
 // native protocol.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "granary/kv.h"
+#include "node/credentials.h"
 #include "tools/commands.h"
 
 namespace granary::tools {
@@ -22,24 +21,19 @@ struct AdminFlags {
 // The root keys: GRANARY_ACCESS_KEY / GRANARY_SECRET_KEY, else DIR/credentials.json.
 Result<Credentials> LoadCredentials(const AdminFlags& flags) {
   const char* access = std::getenv("GRANARY_ACCESS_KEY");
-  const char* secret = std::getenv("GRANARY_SECRET_KEY");
-  if (access && *access && secret && *secret) return Credentials{access, secret};
-  if (flags.data_dir.empty()) {
+  if (flags.data_dir.empty() && (access == nullptr || *access == '\0')) {
     return Status::InvalidArgument(
         "no credentials: set GRANARY_ACCESS_KEY and GRANARY_SECRET_KEY, or pass --data DIR "
         "(the server's data directory, which holds credentials.json)");
   }
-  std::string path = flags.data_dir + "/credentials.json";
-  std::ifstream in(path);
-  if (!in) return Status::NotFound("cannot read " + path + "; is --data the server's directory?");
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("access_key") || !j.contains("secret_key") ||
-      !j["access_key"].is_string() || !j["secret_key"].is_string()) {
-    return Status::InvalidArgument(path + " is malformed: it must hold access_key and secret_key");
+  Result<node::RootCredentials> root = node::ReadRootCredentials(flags.data_dir);
+  if (!root.ok()) {
+    if (root.status().IsNotFound()) {
+      return root.status().WithContext("is --data the server's directory?");
+    }
+    return root.status();
   }
-  return Credentials{j["access_key"].get<std::string>(), j["secret_key"].get<std::string>()};
+  return Credentials{root->access_key, root->secret_key};
 }
 
 nlohmann::json ToJson(const KvPoolInfo& info) {
