@@ -12,6 +12,8 @@
 // One process saves and deletes a run's checkpoints at a time (any number may load): a delete in
 // one process while another saves could remove a chunk the save counted on. Saves in progress
 // elsewhere are otherwise safe from reclamation: each marks itself under saving/ while it runs.
+// A marker no longer counts once its saver is known dead (a process of this host that is gone)
+// or after an hour, so the chunks of a killed save are reclaimed.
 //
 // Thread-safe: calls on one Checkpointer are serialized.
 #pragma once
@@ -86,6 +88,15 @@ class Checkpointer {
   // duplicate tensor names. On failure nothing of it is listed.
   Result<SaveStats> Save(uint64_t step, std::span<const TensorToSave> tensors,
                          std::string_view extra = {});
+  // Save in two halves, for a checkpoint whose tensors several processes store (PyTorch's
+  // distributed checkpoint: every rank stores its shards, one commits). StoreTensors uploads the
+  // chunks of `tensors` that the run does not hold yet and returns the tensors as a manifest lists
+  // them; `stats`, when given, is added to. Commit writes the manifest of checkpoint `step` over
+  // tensors that StoreTensors returned (in any process) and so makes it visible; it is refused
+  // (kAlreadyExists, kInvalidArgument) as Save is. Nothing is listed until Commit succeeds.
+  Result<std::vector<SavedTensor>> StoreTensors(std::span<const TensorToSave> tensors,
+                                                SaveStats* stats = nullptr);
+  Status Commit(uint64_t step, std::vector<SavedTensor> tensors, std::string_view extra = {});
   // The steps of the complete checkpoints, ascending.
   Result<std::vector<uint64_t>> List();
   // The manifest of checkpoint `step`, or of the latest when none is given. kNotFound when there

@@ -17,8 +17,8 @@ server, so threads sharing one Client run their requests in parallel.
 Errors raise subclasses of granary.Error with `.code` (e.g. "not_found") and `.message`; see
 granary.errors for the classes and for how batch calls report per-item failures.
 
-Submodules: granary.kv (KV-cache pools: `from granary.kv import KVStore`); planned: granary.torch
-(datasets, checkpoints).
+Submodules: granary.kv (KV-cache pools: `from granary.kv import KVStore`), granary.torch (training
+checkpoints: `from granary.torch import Checkpointer`; needs PyTorch).
 """
 
 from ._granary import (

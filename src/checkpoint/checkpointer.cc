@@ -1,13 +1,18 @@
 // granary::Checkpointer (include/granary/checkpoint.h): chunks, manifests and their reclamation.
 #include "granary/checkpoint.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/crc32c.h"
@@ -47,6 +52,48 @@ std::string ChunkName(const CheckpointChunkRef& c) {
 CheckpointChunkRef ChunkOf(std::span<const char> bytes) {
   const KeyHash h = HashKey(std::string_view(bytes.data(), bytes.size()));
   return {h.lo, h.hi, bytes.size()};
+}
+
+// This host's boot, and the start time of process `pid` in clock ticks since that boot: together
+// with the pid they name a process uniquely, so a save's marker says whether its saver still
+// lives. Empty / nullopt where /proc does not tell.
+std::string BootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {  // field 22: starttime
+    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return std::nullopt;
+}
+
+// The body of a save's marker: "<boot id> <pid> <start ticks>".
+std::string MarkerBody() {
+  const pid_t pid = getpid();
+  return BootId() + " " + std::to_string(pid) + " " +
+         std::to_string(ProcessStartTicks(pid).value_or(0));
+}
+
+// Whether the saver of a marker with this body is known to be dead: it ran on this host since its
+// last boot and its process is gone (or its pid now names another process).
+bool SaverIsDead(std::string_view body) {
+  std::istringstream in{std::string(body)};
+  std::string boot;
+  pid_t pid = 0;
+  uint64_t ticks = 0;
+  if (!(in >> boot >> pid >> ticks) || boot.empty() || boot != BootId() || pid <= 0) return false;
+  const std::optional<uint64_t> now = ProcessStartTicks(pid);
+  return !now || *now != ticks;
 }
 
 std::string StepName(uint64_t step) {
@@ -158,6 +205,11 @@ class Checkpointer::Impl {
 
   Result<SaveStats> Save(uint64_t step, std::span<const TensorToSave> tensors,
                          std::string_view extra);
+  // kInvalidArgument for a name given twice, kAlreadyExists when checkpoint `step` exists.
+  Status CheckNames(uint64_t step, const std::vector<std::string_view>& names);
+  Result<std::vector<SavedTensor>> StoreTensors(std::span<const TensorToSave> tensors,
+                                                SaveStats* stats);
+  Status Commit(uint64_t step, std::vector<SavedTensor> tensors, std::string_view extra);
   Result<std::vector<uint64_t>> List();
   Result<CheckpointManifest> Describe(std::optional<uint64_t> step);
   Status Load(const CheckpointManifest& manifest,
@@ -210,27 +262,30 @@ Status Checkpointer::Impl::LoadKnownChunks() {
   return Status::OK();
 }
 
-Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const TensorToSave> tensors,
-                                          std::string_view extra) {
-  std::set<std::string_view> names;
-  for (const TensorToSave& t : tensors) {
-    if (!names.insert(t.name).second) {
+Status Checkpointer::Impl::CheckNames(uint64_t step, const std::vector<std::string_view>& names) {
+  std::set<std::string_view> seen;
+  for (std::string_view name : names) {
+    if (!seen.insert(name).second) {
       return Status::InvalidArgument("two tensors of checkpoint " + std::to_string(step) +
-                                     " are named \"" + t.name + "\": names must be unique");
+                                     " are named \"" + std::string(name) +
+                                     "\": names must be unique");
     }
   }
-  const std::string manifest_key = ManifestKey(step);
-  if (store_.Head(bucket_, manifest_key, {}).ok()) {
+  if (store_.Head(bucket_, ManifestKey(step), {}).ok()) {
     return Status::AlreadyExists("checkpoint " + std::to_string(step) + " of " + bucket_ + "/" +
                                  prefix_ + " exists: delete it first or save another step");
   }
-  RETURN_IF_ERROR(LoadKnownChunks());
+  return Status::OK();
+}
 
+Result<std::vector<SavedTensor>> Checkpointer::Impl::StoreTensors(
+    std::span<const TensorToSave> tensors, SaveStats* stats) {
+  RETURN_IF_ERROR(LoadKnownChunks());
   // The save's marker keeps reclamation elsewhere from deleting the chunks it uploads.
   std::random_device random;
   const std::string marker =
       prefix_ + kSavingDir + Hex64((uint64_t{random()} << 32) | random());
-  RETURN_IF_ERROR(store_.Put(bucket_, marker, std::to_string(step)).status());
+  RETURN_IF_ERROR(store_.Put(bucket_, marker, MarkerBody()).status());
 
   // The chunks, in order: tensor index, offset, length.
   struct Piece {
@@ -249,7 +304,7 @@ Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const Tensor
   std::mutex known_mu;
   std::atomic<uint64_t> written_bytes{0};
   std::atomic<uint64_t> written_chunks{0};
-  Status st = ParallelFor(pieces.size(), options_.parallel, [&](size_t p) -> Status {
+  const Status st = ParallelFor(pieces.size(), options_.parallel, [&](size_t p) -> Status {
     const Piece& piece = pieces[p];
     const std::span<const char> bytes =
         tensors[piece.tensor].bytes.subspan(piece.offset, piece.length);
@@ -271,30 +326,46 @@ Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const Tensor
     ++written_chunks;
     return Status::OK();
   });
-
-  SaveStats stats;
-  if (st.ok()) {
-    CheckpointManifest m;
-    m.step = step;
-    m.created_unix_ms = NowNs() / 1'000'000;
-    m.extra = std::string(extra);
-    size_t p = 0;
-    for (const TensorToSave& t : tensors) {
-      SavedTensor saved{t.name, t.dtype, t.shape, t.bytes.size(), {}};
-      while (p < pieces.size() && pieces[p].tensor == m.tensors.size()) {
-        saved.chunks.push_back(refs[p++]);
-      }
-      m.tensors.push_back(std::move(saved));
-    }
-    // The manifest makes the checkpoint: written last, in one put.
-    st = store_.Put(bucket_, manifest_key, EncodeManifest(m)).status();
-    stats.bytes = m.bytes();
-  }
   store_.Delete(bucket_, marker).IgnoreError();  // an hour from now it no longer counts anyway
+  RETURN_IF_ERROR(st);
+
+  std::vector<SavedTensor> saved;
+  size_t p = 0;
+  for (const TensorToSave& t : tensors) {
+    SavedTensor s{t.name, t.dtype, t.shape, t.bytes.size(), {}};
+    while (p < pieces.size() && pieces[p].tensor == saved.size()) s.chunks.push_back(refs[p++]);
+    saved.push_back(std::move(s));
+  }
+  if (stats != nullptr) {
+    for (const TensorToSave& t : tensors) stats->bytes += t.bytes.size();
+    stats->chunks += pieces.size();
+    stats->written_bytes += written_bytes;
+    stats->written_chunks += written_chunks;
+  }
+  return saved;
+}
+
+Status Checkpointer::Impl::Commit(uint64_t step, std::vector<SavedTensor> tensors,
+                                  std::string_view extra) {
+  CheckpointManifest m;
+  m.step = step;
+  m.created_unix_ms = NowNs() / 1'000'000;
+  m.extra = std::string(extra);
+  m.tensors = std::move(tensors);
+  // The manifest makes the checkpoint: written last, in one put.
+  return store_.Put(bucket_, ManifestKey(step), EncodeManifest(m)).status();
+}
+
+Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const TensorToSave> tensors,
+                                          std::string_view extra) {
+  std::vector<std::string_view> names;
+  for (const TensorToSave& t : tensors) names.push_back(t.name);
+  RETURN_IF_ERROR(CheckNames(step, names));
+  SaveStats stats;
+  Result<std::vector<SavedTensor>> saved = StoreTensors(tensors, &stats);
+  Status st = saved.status();
+  if (st.ok()) st = Commit(step, std::move(*saved), extra);
   if (!st.ok()) return st.WithContext("saving checkpoint " + std::to_string(step));
-  stats.chunks = pieces.size();
-  stats.written_bytes = written_bytes;
-  stats.written_chunks = written_chunks;
   return stats;
 }
 
@@ -374,7 +445,11 @@ Status Checkpointer::Impl::Load(
     if (!got.ok()) {
       if (got.status().IsNotFound()) return corrupt("is missing");
       if (got.status().code() == Code::kInvalidArgument) return corrupt("has the wrong size");
-      return got.status();
+      if (got.status().code() == Code::kCorruption) {
+        return corrupt("is damaged on the server: " + got.status().message());
+      }
+      return got.status().WithContext("reading chunk " + bucket_ + "/" + key + " of tensor \"" +
+                                      manifest.tensors[piece.tensor].name + "\"");
     }
     if (*got != piece.into.size()) return corrupt("has the wrong size");
     const CheckpointChunkRef actual = ChunkOf(piece.into);
@@ -399,7 +474,14 @@ Status Checkpointer::Impl::Reclaim() {
   const int64_t now = NowNs();
   int64_t cutoff = INT64_MAX;
   for (const ObjectInfo& marker : markers) {
-    if (now - marker.mtime_ns < kStaleSaveNs) cutoff = std::min(cutoff, marker.mtime_ns);
+    if (now - marker.mtime_ns >= kStaleSaveNs) continue;
+    Result<std::string> body = store_.Get(bucket_, marker.key);
+    if (!body.ok() && body.status().IsNotFound()) continue;  // its save just ended
+    if (body.ok() && SaverIsDead(*body)) {  // killed on this host: its chunks are orphans
+      store_.Delete(bucket_, marker.key).IgnoreError();
+      continue;
+    }
+    cutoff = std::min(cutoff, marker.mtime_ns);
   }
   ASSIGN_OR_RETURN(std::vector<ObjectInfo> chunks, ListAll(kChunksDir));
   const size_t skip = prefix_.size() + std::strlen(kChunksDir);
@@ -465,6 +547,22 @@ Result<SaveStats> Checkpointer::Save(uint64_t step, std::span<const TensorToSave
                                      std::string_view extra) {
   std::lock_guard lock(impl_->mu);
   return impl_->Save(step, tensors, extra);
+}
+
+Result<std::vector<SavedTensor>> Checkpointer::StoreTensors(
+    std::span<const TensorToSave> tensors, SaveStats* stats) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->StoreTensors(tensors, stats);
+}
+
+Status Checkpointer::Commit(uint64_t step, std::vector<SavedTensor> tensors,
+                            std::string_view extra) {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::string_view> names;
+  for (const SavedTensor& t : tensors) names.push_back(t.name);
+  RETURN_IF_ERROR(impl_->CheckNames(step, names));
+  return impl_->Commit(step, std::move(tensors), extra)
+      .WithContext("committing checkpoint " + std::to_string(step));
 }
 
 Result<std::vector<uint64_t>> Checkpointer::List() {

@@ -38,6 +38,8 @@ GRANARY_PY_ARG_TYPE(PartsArg, "Iterable[PartInfo | tuple[int, str]]")
 GRANARY_PY_ARG_TYPE(KvKeyArg, "bytes | str")
 GRANARY_PY_ARG_TYPE(KvKeysArg, "Iterable[bytes | str]")
 GRANARY_PY_ARG_TYPE(KvItemsArg, "dict[bytes | str, Buffer] | Iterable[tuple[bytes | str, Buffer]]")
+// granary._granary.Checkpointer (checkpoint.cc): the tensors of a save.
+GRANARY_PY_ARG_TYPE(TensorsArg, "Iterable[tuple[str, str, Sequence[int], Buffer]]")
 
 #undef GRANARY_PY_ARG_TYPE
 

@@ -8,6 +8,8 @@
 namespace granary::python {
 // The KV-cache classes of granary.kv (kv.cc).
 void RegisterKv(py::module_& m);
+// granary._granary.Checkpointer (checkpoint.cc).
+void RegisterCheckpoint(py::module_& m);
 }  // namespace granary::python
 
 PYBIND11_MODULE(_granary, m) {
@@ -16,4 +18,5 @@ PYBIND11_MODULE(_granary, m) {
   granary::python::RegisterTypes(m);
   granary::python::RegisterClient(m);
   granary::python::RegisterKv(m);
+  granary::python::RegisterCheckpoint(m);
 }

@@ -3,7 +3,10 @@
 #include "granary/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -153,6 +156,56 @@ TEST_F(CheckpointerTest, AnUnfinishedSaveIsNotListedAndItsChunksAreReclaimed) {
                 .status());
   ASSERT_OK(c->KeepLast(5));
   EXPECT_EQ(Objects("runs/a/chunks/"), 5u);
+
+  // A marker whose saver was a process of this host that is gone holds nothing back, and goes.
+  ASSERT_OK(client_->Delete("ckpt", "runs/a/saving/0123456789abcdef"));
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  std::ifstream boot_file("/proc/sys/kernel/random/boot_id");
+  std::string boot;
+  std::getline(boot_file, boot);
+  ASSERT_OK(client_->Put("ckpt", "runs/a/saving/00000000deadbeef",
+                         boot + " " + std::to_string(child) + " 1")
+                .status());
+  ASSERT_OK(c->KeepLast(5));
+  EXPECT_EQ(Objects("runs/a/chunks/"), 4u);
+  EXPECT_EQ(Objects("runs/a/saving/"), 0u);
+}
+
+TEST_F(CheckpointerTest, TensorsStoredByManyAreCommittedByOne) {
+  // Two savers (the ranks of a distributed checkpoint) each store their tensors; one commits.
+  auto rank0 = Open();
+  auto rank1 = Open();
+  auto a = State({100'000, 3}, 1);
+  auto b = State({150'000}, 2);
+  std::map<std::string, std::string> b_named;
+  for (auto& [name, bytes] : b) b_named["r1." + name] = bytes;
+  SaveStats stats;
+  auto part0 = rank0->StoreTensors(ToSave(a), &stats);
+  auto part1 = rank1->StoreTensors(ToSave(b_named), &stats);
+  ASSERT_TRUE(part0.ok() && part1.ok());
+  EXPECT_EQ(stats.bytes, 250'003u);
+  EXPECT_EQ(stats.written_bytes, 250'003u);
+  EXPECT_TRUE(rank0->List()->empty());  // nothing listed before the commit
+
+  std::vector<SavedTensor> all = *part0;
+  all.insert(all.end(), part1->begin(), part1->end());
+  ASSERT_OK(rank0->Commit(7, all, "meta"));
+  EXPECT_EQ(*rank1->List(), std::vector<uint64_t>{7});
+  auto m = rank1->Describe();
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->extra, "meta");
+  std::map<std::string, std::string> expected = a;
+  expected.insert(b_named.begin(), b_named.end());
+  EXPECT_EQ(LoadAll(*rank1, *m), expected);
+
+  EXPECT_EQ(rank0->Commit(7, all).code(), Code::kAlreadyExists);
+  all.push_back(all.front());
+  EXPECT_EQ(rank0->Commit(8, all).code(), Code::kInvalidArgument);
+  // Chunks of a committed checkpoint are used: reclamation keeps them.
+  ASSERT_OK(rank0->KeepLast(1));
+  EXPECT_EQ(LoadAll(*rank0, *rank0->Describe(7)), expected);
 }
 
 TEST_F(CheckpointerTest, DamagedOrMissingChunksAreNamedOnLoad) {
