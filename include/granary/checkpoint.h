@@ -73,6 +73,7 @@ struct SaveStats {
   uint64_t chunks = 0;
   uint64_t written_bytes = 0;   // of the chunks uploaded (the rest the run had already)
   uint64_t written_chunks = 0;
+  uint64_t manifest_bytes = 0;  // of the manifest, written last (Save only)
 };
 
 class Checkpointer {

@@ -209,7 +209,8 @@ class Checkpointer::Impl {
   Status CheckNames(uint64_t step, const std::vector<std::string_view>& names);
   Result<std::vector<SavedTensor>> StoreTensors(std::span<const TensorToSave> tensors,
                                                 SaveStats* stats);
-  Status Commit(uint64_t step, std::vector<SavedTensor> tensors, std::string_view extra);
+  // The size of the manifest written.
+  Result<uint64_t> Commit(uint64_t step, std::vector<SavedTensor> tensors, std::string_view extra);
   Result<std::vector<uint64_t>> List();
   Result<CheckpointManifest> Describe(std::optional<uint64_t> step);
   Status Load(const CheckpointManifest& manifest,
@@ -345,15 +346,17 @@ Result<std::vector<SavedTensor>> Checkpointer::Impl::StoreTensors(
   return saved;
 }
 
-Status Checkpointer::Impl::Commit(uint64_t step, std::vector<SavedTensor> tensors,
-                                  std::string_view extra) {
+Result<uint64_t> Checkpointer::Impl::Commit(uint64_t step, std::vector<SavedTensor> tensors,
+                                            std::string_view extra) {
   CheckpointManifest m;
   m.step = step;
   m.created_unix_ms = NowNs() / 1'000'000;
   m.extra = std::string(extra);
   m.tensors = std::move(tensors);
   // The manifest makes the checkpoint: written last, in one put.
-  return store_.Put(bucket_, ManifestKey(step), EncodeManifest(m)).status();
+  const std::string bytes = EncodeManifest(m);
+  RETURN_IF_ERROR(store_.Put(bucket_, ManifestKey(step), bytes).status());
+  return bytes.size();
 }
 
 Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const TensorToSave> tensors,
@@ -364,7 +367,11 @@ Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const Tensor
   SaveStats stats;
   Result<std::vector<SavedTensor>> saved = StoreTensors(tensors, &stats);
   Status st = saved.status();
-  if (st.ok()) st = Commit(step, std::move(*saved), extra);
+  if (st.ok()) {
+    Result<uint64_t> written = Commit(step, std::move(*saved), extra);
+    st = written.status();
+    if (st.ok()) stats.manifest_bytes = *written;
+  }
   if (!st.ok()) return st.WithContext("saving checkpoint " + std::to_string(step));
   return stats;
 }
@@ -562,6 +569,7 @@ Status Checkpointer::Commit(uint64_t step, std::vector<SavedTensor> tensors,
   for (const SavedTensor& t : tensors) names.push_back(t.name);
   RETURN_IF_ERROR(impl_->CheckNames(step, names));
   return impl_->Commit(step, std::move(tensors), extra)
+      .status()
       .WithContext("committing checkpoint " + std::to_string(step));
 }
 

@@ -112,6 +112,7 @@ py::dict StatsToDict(const SaveStats& s) {
   d["chunks"] = s.chunks;
   d["written_bytes"] = s.written_bytes;
   d["written_chunks"] = s.written_chunks;
+  d["manifest_bytes"] = s.manifest_bytes;
   return d;
 }
 
@@ -244,7 +245,7 @@ not written again; every chunk is checked against its hash on load.)doc");
       py::arg("step"), py::arg("tensors"), py::arg("extra") = py::bytes(),
       "Saves checkpoint `step` from (name, dtype, shape, buffer) tuples and returns when it is "
       "durable and listed, with counters: bytes, chunks, written_bytes, written_chunks (what "
-      "was uploaded; the rest the run held already). AlreadyExistsError when the step exists.");
+      "was uploaded; the rest the run held already), manifest_bytes. AlreadyExistsError when the step exists.");
   cls.def(
       "store_tensors",
       [](PyCheckpointer& self, TensorsArg tensors_obj) {

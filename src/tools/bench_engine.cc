@@ -240,6 +240,7 @@ void AddBenchCommands(CLI::App& app) {
   AddObjectBenchCommands(*bench);
   AddMetaBenchCommand(*bench);
   AddKvBenchCommand(*bench);
+  AddCheckpointBenchCommand(*bench);
 
   auto o = std::make_shared<EngineBenchOptions>();
   CLI::App* eng = bench->add_subcommand(

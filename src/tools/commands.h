@@ -21,6 +21,8 @@ void AddObjectBenchCommands(CLI::App& bench);
 void AddMetaBenchCommand(CLI::App& bench);
 // `granary bench kv ...` (bench_kv.cc).
 void AddKvBenchCommand(CLI::App& bench);
+// `granary bench checkpoint ...` (bench_checkpoint.cc).
+void AddCheckpointBenchCommand(CLI::App& bench);
 
 // Exit code of the subcommand that ran, set by its callback.
 int& ExitCode();

@@ -1,6 +1,7 @@
 """granary.torch.Checkpointer against a real server, with Debian's PyTorch: round trips of models
 and optimizer states, in-place loads, incremental saves, the asynchronous save's copy, restarts,
 damaged chunks, bad input, and kill -9 of the saving process."""
+import json
 import os
 import pickle
 import random
@@ -17,7 +18,7 @@ torch = pytest.importorskip("torch")
 import granary  # noqa: E402
 from conftest import make_client  # noqa: E402
 from granary.torch import Checkpointer  # noqa: E402
-from granary_server import GranaryServer  # noqa: E402
+from granary_server import BINARY, GranaryServer  # noqa: E402
 
 
 def small_model(seed=0):
@@ -284,3 +285,20 @@ def test_kill_9_while_saving_leaves_the_last_complete_checkpoint(server, client,
         assert kept["step"] == steps[-1]
         ckpt.delete(steps[-1])
         durable = 0
+
+
+def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
+    out = subprocess.run([BINARY, "bench", "checkpoint", "--dir", str(tmp_path), "--gib", "0.05",
+                          "--runs", "1", "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    rows = {(r["name"], r["baseline"]): r for r in report["workloads"]}
+    for name, baseline in (("save stall", "torch.save"), ("save until durable", "torch.save+fsync"),
+                           ("load, page cache dropped", "torch.load"),
+                           ("second checkpoint written", "changed bytes")):
+        row = rows[(name, baseline)]
+        assert row["granary"] > 0 and row["baseline_value"] > 0, row
+    # Only the changed tensors (and a small manifest) are written again.
+    written = rows[("second checkpoint written", "changed bytes")]
+    assert written["granary"] <= 1.05 * written["baseline_value"]
+    assert not list(tmp_path.iterdir())  # the benchmark removed what it wrote

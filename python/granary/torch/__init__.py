@@ -20,7 +20,7 @@ One save runs at a time per Checkpointer: save() first waits for the previous on
 host buffers of a finished save are reused by the next, so steady-state saves stall only for a
 copy at memory speed. One process saves and deletes a run's checkpoints (any number may load).
 
-PyTorch's distributed checkpoint API: granary.torch.dcp.
+PyTorch's distributed checkpoint API (several processes saving one checkpoint): granary.torch.dcp.
 """
 
 import collections
@@ -45,6 +45,11 @@ _FORMAT = 1
 
 def _dtype_name(dtype):
     return str(dtype).replace("torch.", "")
+
+
+def _check_step(step):
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise InvalidArgumentError(f"step must be an int >= 0, not {step!r}", "invalid_argument")
 
 
 def _dtype(name):
@@ -185,7 +190,8 @@ class SaveHandle:
 
     def wait(self, timeout=None):
         """Blocks until the checkpoint is durable and returns the save's counters (a dict: bytes,
-        chunks, written_bytes, written_chunks: what was uploaded, the rest the run held). Raises
+        chunks, written_bytes, written_chunks: what was uploaded, the rest the run held;
+        manifest_bytes). Raises
         what made the save fail, or TimeoutError after `timeout` seconds."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"checkpoint {self.step} is not durable after {timeout} s")
@@ -237,9 +243,7 @@ class Checkpointer:
         checkpoint is durable. InvalidArgumentError for a tensor that cannot be saved (sparse,
         quantized, meta); AlreadyExistsError (from wait()) when the step exists."""
         started = time.perf_counter()
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise InvalidArgumentError(f"step must be an int >= 0, not {step!r}",
-                                       "invalid_argument")
+        _check_step(step)
         with self._lock:
             self._wait_pending()
             staged, sources = self._pickle(state)
@@ -293,9 +297,7 @@ class Checkpointer:
         try:
             tensors = [(name, "uint8", (nbytes,), buffer.view[offset:offset + nbytes])
                        for name, nbytes, offset in staged.storages]
-            stats = self._native.save(handle.step, tensors, staged.pickle)
-            stats["manifest_bytes"] = len(staged.pickle)
-            handle._finish(stats=stats)
+            handle._finish(stats=self._native.save(handle.step, tensors, staged.pickle))
         except BaseException as e:  # noqa: BLE001  (handed to whoever waits)
             handle._finish(error=e)
         finally:
