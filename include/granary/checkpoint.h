@@ -97,7 +97,9 @@ class Checkpointer {
   // (kAlreadyExists, kInvalidArgument) as Save is. Nothing is listed until Commit succeeds.
   Result<std::vector<SavedTensor>> StoreTensors(std::span<const TensorToSave> tensors,
                                                 SaveStats* stats = nullptr);
-  Status Commit(uint64_t step, std::vector<SavedTensor> tensors, std::string_view extra = {});
+  // Returns the size of the manifest written.
+  Result<uint64_t> Commit(uint64_t step, std::vector<SavedTensor> tensors,
+                          std::string_view extra = {});
   // The steps of the complete checkpoints, ascending.
   Result<std::vector<uint64_t>> List();
   // The manifest of checkpoint `step`, or of the latest when none is given. kNotFound when there

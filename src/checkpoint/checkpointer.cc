@@ -1,6 +1,7 @@
 // granary::Checkpointer (include/granary/checkpoint.h): chunks, manifests and their reclamation.
 #include "granary/checkpoint.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -124,6 +125,17 @@ Status ParallelFor(size_t n, int parallel, const std::function<Status(size_t)>& 
   work();
   for (std::thread& t : pool) t.join();
   return first;
+}
+
+// Backs the pages of `buffer` with memory before a read lands in it: the kernel allocates them in
+// one call, instead of one fault per page inside the receive that fills it (MADV_POPULATE_WRITE,
+// Linux 5.14 and later; elsewhere the receive faults them in as before).
+void Prefault(std::span<char> buffer) {
+  constexpr uintptr_t kPage = 4096;
+  const auto at = reinterpret_cast<uintptr_t>(buffer.data());
+  const uintptr_t begin = (at + kPage - 1) & ~(kPage - 1);
+  const uintptr_t end = (at + buffer.size()) & ~(kPage - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
 }
 
 std::string EncodeManifest(const CheckpointManifest& m) {
@@ -448,6 +460,7 @@ Status Checkpointer::Impl::Load(
                                 manifest.tensors[piece.tensor].name + "\" of checkpoint " +
                                 std::to_string(manifest.step) + ") " + why);
     };
+    Prefault(piece.into);
     Result<size_t> got = store_.GetInto(bucket_, key, piece.into);
     if (!got.ok()) {
       if (got.status().IsNotFound()) return corrupt("is missing");
@@ -562,15 +575,17 @@ Result<std::vector<SavedTensor>> Checkpointer::StoreTensors(
   return impl_->StoreTensors(tensors, stats);
 }
 
-Status Checkpointer::Commit(uint64_t step, std::vector<SavedTensor> tensors,
-                            std::string_view extra) {
+Result<uint64_t> Checkpointer::Commit(uint64_t step, std::vector<SavedTensor> tensors,
+                                      std::string_view extra) {
   std::lock_guard lock(impl_->mu);
   std::vector<std::string_view> names;
   for (const SavedTensor& t : tensors) names.push_back(t.name);
   RETURN_IF_ERROR(impl_->CheckNames(step, names));
-  return impl_->Commit(step, std::move(tensors), extra)
-      .status()
-      .WithContext("committing checkpoint " + std::to_string(step));
+  Result<uint64_t> written = impl_->Commit(step, std::move(tensors), extra);
+  if (!written.ok()) {
+    return written.status().WithContext("committing checkpoint " + std::to_string(step));
+  }
+  return written;
 }
 
 Result<std::vector<uint64_t>> Checkpointer::List() {

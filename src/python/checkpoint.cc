@@ -269,11 +269,13 @@ not written again; every chunk is checked against its hash on load.)doc");
         std::shared_ptr<Checkpointer> ckpt = self.get();
         BufferView extra(extra_obj, BufferView::Access::kRead, "extra");
         const std::string_view extra_bytes = extra.bytes();
-        Check(WithoutGil([&] { return ckpt->Commit(step, std::move(tensors), extra_bytes); }));
+        return Unwrap(
+            WithoutGil([&] { return ckpt->Commit(step, std::move(tensors), extra_bytes); }));
       },
       py::arg("step"), py::arg("tensors"), py::arg("extra") = py::bytes(),
       "Writes the manifest of checkpoint `step` over SavedTensors from store_tensors() (of any "
-      "process), making it visible. AlreadyExistsError, InvalidArgumentError as for save().");
+      "process), making it visible, and returns the manifest's size. AlreadyExistsError, "
+      "InvalidArgumentError as for save().");
   cls.def(
       "list",
       [](PyCheckpointer& self) {

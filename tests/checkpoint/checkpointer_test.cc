@@ -191,7 +191,7 @@ TEST_F(CheckpointerTest, TensorsStoredByManyAreCommittedByOne) {
 
   std::vector<SavedTensor> all = *part0;
   all.insert(all.end(), part1->begin(), part1->end());
-  ASSERT_OK(rank0->Commit(7, all, "meta"));
+  ASSERT_TRUE(rank0->Commit(7, all, "meta").ok());
   EXPECT_EQ(*rank1->List(), std::vector<uint64_t>{7});
   auto m = rank1->Describe();
   ASSERT_TRUE(m.ok());
@@ -200,9 +200,9 @@ TEST_F(CheckpointerTest, TensorsStoredByManyAreCommittedByOne) {
   expected.insert(b_named.begin(), b_named.end());
   EXPECT_EQ(LoadAll(*rank1, *m), expected);
 
-  EXPECT_EQ(rank0->Commit(7, all).code(), Code::kAlreadyExists);
+  EXPECT_EQ(rank0->Commit(7, all).status().code(), Code::kAlreadyExists);
   all.push_back(all.front());
-  EXPECT_EQ(rank0->Commit(8, all).code(), Code::kInvalidArgument);
+  EXPECT_EQ(rank0->Commit(8, all).status().code(), Code::kInvalidArgument);
   // Chunks of a committed checkpoint are used: reclamation keeps them.
   ASSERT_OK(rank0->KeepLast(1));
   EXPECT_EQ(LoadAll(*rank0, *rank0->Describe(7)), expected);

@@ -81,6 +81,7 @@ def test_models_and_optimizer_states_round_trip(client, bucket):
 
     loaded = Checkpointer(client, f"{bucket}/runs/a").load()
     assert_same(state, loaded)
+    assert_same(state, Checkpointer(client, f"{bucket}/runs/a").load(10, map_location="cpu"))
     assert loaded["view"].storage().data_ptr() == loaded["base"].storage().data_ptr()
     assert loaded["tied"][0] is loaded["tied"][1]
     assert isinstance(loaded["tied"][0], torch.nn.Parameter)

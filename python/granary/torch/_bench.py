@@ -84,20 +84,17 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def torch_side(state, path):
+def torch_save(state, path):
+    """torch.save of `state` to the file `path`, then fsync."""
     start = time.perf_counter()
     with open(path, "wb") as f:
         torch.save(state, f)
         f.flush()
         save_s = time.perf_counter() - start
         os.fsync(f.fileno())
-    save_fsync_s = time.perf_counter() - start
-    size = os.path.getsize(path)
-    drop_cache(path)
-    load_s, loaded = timed(lambda: torch.load(path))
-    del loaded
-    os.remove(path)
-    return {"save_s": save_s, "save_fsync_s": save_fsync_s, "load_s": load_s, "file_bytes": size}
+    return {"save_s": save_s, "save_fsync_s": time.perf_counter() - start,
+            "file_bytes": os.path.getsize(path),
+            "incremental_file_bytes": os.path.getsize(path)}  # it writes the whole state again
 
 
 def timed_save(ckpt, step, state):
@@ -110,22 +107,42 @@ def timed_save(ckpt, step, state):
             stats["bytes"])
 
 
-def granary_side(client, args, state, run):
-    ckpt = Checkpointer(client, f"{args.bucket}/{run}", parallel=args.parallel)
+def granary_saves(ckpt, state, changed):
+    """The two saves: the first full, with host buffers allocated; then one in which `changed`
+    of the tensors changed, reusing the first one's host buffers."""
     out = {}
-    # First save: full, with host buffers allocated.
     (out["first_stall_s"], out["first_durable_s"], out["first_written_bytes"],
      out["state_bytes"]) = timed_save(ckpt, 1, state)
-    # Second save: a tenth of the tensors changed; the host buffers of the first are reused.
-    out["changed_bytes"] = change_some(state, args.changed, seed=7)
+    out["changed_bytes"] = change_some(state, changed, seed=7)
     out["stall_s"], out["incremental_durable_s"], out["incremental_written_bytes"], _ = \
         timed_save(ckpt, 2, state)
-
-    drop_cache(args.data_dir)
-    out["load_s"], loaded = timed(lambda: ckpt.load(2))
-    del loaded
-    ckpt.keep_last(0)
     return out
+
+
+def one_run(client, args, i):
+    """Saves with both sides, then loads with both from a dropped page cache; the sides take
+    turns going first, and the loads run with the state and the save's buffers freed."""
+    state = training_state(args.gib, seed=i)
+    run = f"{args.bucket}/run-{os.getpid()}-{i}"
+    path = os.path.join(args.dir, f"torch-{os.getpid()}-{i}.pt")
+    ckpt = Checkpointer(client, run, parallel=args.parallel)
+    if i % 2 == 0:
+        g = granary_saves(ckpt, state, args.changed)
+        t = torch_save(state, path)
+    else:
+        t = torch_save(state, path)
+        g = granary_saves(ckpt, state, args.changed)
+    del state, ckpt
+    reader = Checkpointer(client, run, parallel=args.parallel)
+    loads = [("torch", lambda: torch.load(path)), ("granary", lambda: reader.load(2))]
+    for side, load in (loads if i % 2 else loads[::-1]):
+        drop_cache(args.data_dir, path)
+        seconds, loaded = timed(load)
+        del loaded
+        (g if side == "granary" else t)["load_s"] = seconds
+    reader.keep_last(0)
+    os.remove(path)
+    return {"granary": g, "torch": t}
 
 
 def main():
@@ -150,18 +167,8 @@ def main():
     del warm
     runs = []
     for i in range(args.runs):
-        state = training_state(args.gib, seed=i)
-        # The sides take turns going first.
-        if i % 2 == 0:
-            g = granary_side(client, args, state, run=f"run-{os.getpid()}-{i}")
-            t = torch_side(state, os.path.join(args.dir, f"torch-{os.getpid()}-{i}.pt"))
-        else:
-            t = torch_side(state, os.path.join(args.dir, f"torch-{os.getpid()}-{i}.pt"))
-            g = granary_side(client, args, state, run=f"run-{os.getpid()}-{i}")
-        t["incremental_file_bytes"] = t["file_bytes"]  # torch.save writes the whole state again
-        runs.append({"granary": g, "torch": t})
+        runs.append(one_run(client, args, i))
         print(f"run {i + 1}/{args.runs}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
-        del state
     json.dump({"runs": runs, "torch_version": torch.__version__,
                "torch_threads": torch.get_num_threads()}, sys.stdout)
     print()
