@@ -9,11 +9,13 @@
 // of the run are not written again. Deleting a checkpoint removes its manifest, then the chunks
 // no remaining checkpoint uses. A load checks every chunk against its hash.
 //
-// One process saves and deletes a run's checkpoints at a time (any number may load): a delete in
-// one process while another saves could remove a chunk the save counted on. Saves in progress
-// elsewhere are otherwise safe from reclamation: each marks itself under saving/ while it runs.
-// A marker no longer counts once its saver is known dead (a process of this host that is gone)
-// or after an hour, so the chunks of a killed save are reclaimed.
+// One Checkpointer (of one process) saves and deletes a run's checkpoints at a time (any number
+// may load): each Checkpointer remembers which chunks the run holds, and a delete through another
+// one could remove a chunk a save counts on. Saves in progress elsewhere are otherwise safe from
+// reclamation: each marks itself under saving/ until its commit, and a reclamation spares the
+// chunks written since the oldest live marker or since it began. A marker no longer counts once
+// its saver is known dead (a process of this host and pid namespace that is gone) or after an
+// hour, so the chunks of a killed save are reclaimed.
 //
 // Thread-safe: calls on one Checkpointer are serialized.
 #pragma once
@@ -92,10 +94,13 @@ class Checkpointer {
   // Save in two halves, for a checkpoint whose tensors several processes store (PyTorch's
   // distributed checkpoint: every rank stores its shards, one commits). StoreTensors uploads the
   // chunks of `tensors` that the run does not hold yet and returns the tensors as a manifest lists
-  // them; `stats`, when given, is added to. Commit writes the manifest of checkpoint `step` over
-  // tensors that StoreTensors returned (in any process) and so makes it visible; it is refused
-  // (kAlreadyExists, kInvalidArgument) as Save is. Nothing is listed until Commit succeeds.
-  Result<std::vector<SavedTensor>> StoreTensors(std::span<const TensorToSave> tensors,
+  // them; `stats`, when given, is added to. Its marker (see above) stays until the commit of
+  // `step`. Commit writes the manifest of checkpoint `step` over tensors that StoreTensors
+  // returned (in any process) and so makes it visible, then removes the step's markers; it is
+  // refused (kAlreadyExists, kInvalidArgument) as Save is. Nothing is listed until Commit
+  // succeeds; a checkpoint never committed leaves its markers to expire with their savers.
+  Result<std::vector<SavedTensor>> StoreTensors(uint64_t step,
+                                                std::span<const TensorToSave> tensors,
                                                 SaveStats* stats = nullptr);
   // Returns the size of the manifest written.
   Result<uint64_t> Commit(uint64_t step, std::vector<SavedTensor> tensors,

@@ -2,6 +2,7 @@
 #include "granary/checkpoint.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,14 +56,20 @@ CheckpointChunkRef ChunkOf(std::span<const char> bytes) {
   return {h.lo, h.hi, bytes.size()};
 }
 
-// This host's boot, and the start time of process `pid` in clock ticks since that boot: together
-// with the pid they name a process uniquely, so a save's marker says whether its saver still
-// lives. Empty / nullopt where /proc does not tell.
+// This host's boot, this process's pid namespace, and the start time of process `pid` in clock
+// ticks since that boot: together with the pid they name a process uniquely, so a save's marker
+// says whether its saver still lives. Empty / nullopt where /proc does not tell.
 std::string BootId() {
   std::ifstream in("/proc/sys/kernel/random/boot_id");
   std::string id;
   std::getline(in, id);
   return id;
+}
+
+std::string PidNamespace() {
+  char link[128];
+  const ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
+  return n > 0 ? std::string(link, static_cast<size_t>(n)) : "";
 }
 
 std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
@@ -78,23 +85,29 @@ std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
   return std::nullopt;
 }
 
-// The body of a save's marker: "<boot id> <pid> <start ticks>".
+// The body of a save's marker: "<boot id> <pid namespace> <pid> <start ticks>".
 std::string MarkerBody() {
   const pid_t pid = getpid();
-  return BootId() + " " + std::to_string(pid) + " " +
+  return BootId() + " " + PidNamespace() + " " + std::to_string(pid) + " " +
          std::to_string(ProcessStartTicks(pid).value_or(0));
 }
 
 // Whether the saver of a marker with this body is known to be dead: it ran on this host since its
-// last boot and its process is gone (or its pid now names another process).
+// last boot, in this pid namespace, and its process is gone (or its pid now names another
+// process). A process this one cannot see into counts as alive.
 bool SaverIsDead(std::string_view body) {
   std::istringstream in{std::string(body)};
-  std::string boot;
+  std::string boot, pid_ns;
   pid_t pid = 0;
   uint64_t ticks = 0;
-  if (!(in >> boot >> pid >> ticks) || boot.empty() || boot != BootId() || pid <= 0) return false;
+  if (!(in >> boot >> pid_ns >> pid >> ticks) || boot.empty() || boot != BootId() ||
+      pid_ns.empty() || pid_ns != PidNamespace() || pid <= 0) {
+    return false;
+  }
+  struct stat st;
+  if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0) return errno == ENOENT;
   const std::optional<uint64_t> now = ProcessStartTicks(pid);
-  return !now || *now != ticks;
+  return now && *now != ticks;
 }
 
 std::string StepName(uint64_t step) {
@@ -219,8 +232,10 @@ class Checkpointer::Impl {
                          std::string_view extra);
   // kInvalidArgument for a name given twice, kAlreadyExists when checkpoint `step` exists.
   Status CheckNames(uint64_t step, const std::vector<std::string_view>& names);
-  Result<std::vector<SavedTensor>> StoreTensors(std::span<const TensorToSave> tensors,
-                                                SaveStats* stats);
+  // `marker_key`, when given, is set to the key of the save's marker.
+  Result<std::vector<SavedTensor>> StoreTensors(uint64_t step,
+                                                std::span<const TensorToSave> tensors,
+                                                SaveStats* stats, std::string* marker_key = nullptr);
   // The size of the manifest written.
   Result<uint64_t> Commit(uint64_t step, std::vector<SavedTensor> tensors, std::string_view extra);
   Result<std::vector<uint64_t>> List();
@@ -239,12 +254,21 @@ class Checkpointer::Impl {
   std::string ChunkKey(const CheckpointChunkRef& c) const {
     return prefix_ + kChunksDir + ChunkName(c);
   }
+  // A new marker: saving/<step>-<random> for a save of `step`, saving/reclaim-<random> for a
+  // reclamation.
+  std::string MarkerKey(std::optional<uint64_t> step) const {
+    std::random_device random;
+    return prefix_ + kSavingDir + (step ? StepName(*step) : std::string("reclaim")) + "-" +
+           Hex64((uint64_t{random()} << 32) | random());
+  }
   // Every object under prefix_ + dir.
   Result<std::vector<ObjectInfo>> ListAll(const std::string& dir);
   // The names of the chunks the run holds, listed once and then kept up to date.
   Status LoadKnownChunks();
   // Deletes the chunks no checkpoint uses and no save in progress may count on.
   Status Reclaim();
+  // Reclaim, once its own marker is written at the server's time `started_ns`.
+  Status ReclaimSince(int64_t started_ns);
 
   ObjectApi& store_;
   const std::string bucket_;
@@ -292,12 +316,13 @@ Status Checkpointer::Impl::CheckNames(uint64_t step, const std::vector<std::stri
 }
 
 Result<std::vector<SavedTensor>> Checkpointer::Impl::StoreTensors(
-    std::span<const TensorToSave> tensors, SaveStats* stats) {
+    uint64_t step, std::span<const TensorToSave> tensors, SaveStats* stats,
+    std::string* marker_key) {
   RETURN_IF_ERROR(LoadKnownChunks());
-  // The save's marker keeps reclamation elsewhere from deleting the chunks it uploads.
-  std::random_device random;
-  const std::string marker =
-      prefix_ + kSavingDir + Hex64((uint64_t{random()} << 32) | random());
+  // The save's marker keeps reclamation elsewhere from deleting the chunks it uploads, until the
+  // commit of `step` removes it (or its saver dies).
+  const std::string marker = MarkerKey(step);
+  if (marker_key != nullptr) *marker_key = marker;
   RETURN_IF_ERROR(store_.Put(bucket_, marker, MarkerBody()).status());
 
   // The chunks, in order: tensor index, offset, length.
@@ -339,8 +364,10 @@ Result<std::vector<SavedTensor>> Checkpointer::Impl::StoreTensors(
     ++written_chunks;
     return Status::OK();
   });
-  store_.Delete(bucket_, marker).IgnoreError();  // an hour from now it no longer counts anyway
-  RETURN_IF_ERROR(st);
+  if (!st.ok()) {
+    store_.Delete(bucket_, marker).IgnoreError();  // its chunks are orphans: let them go
+    return st;
+  }
 
   std::vector<SavedTensor> saved;
   size_t p = 0;
@@ -365,9 +392,21 @@ Result<uint64_t> Checkpointer::Impl::Commit(uint64_t step, std::vector<SavedTens
   m.created_unix_ms = NowNs() / 1'000'000;
   m.extra = std::string(extra);
   m.tensors = std::move(tensors);
-  // The manifest makes the checkpoint: written last, in one put.
+  // The manifest makes the checkpoint: written last, in one put, never over an existing one.
   const std::string bytes = EncodeManifest(m);
-  RETURN_IF_ERROR(store_.Put(bucket_, ManifestKey(step), bytes).status());
+  PutOptions once;
+  once.conditions.if_none_match = "*";
+  Status put = store_.Put(bucket_, ManifestKey(step), bytes, once).status();
+  if (put.code() == Code::kPreconditionFailed) {
+    return Status::AlreadyExists("checkpoint " + std::to_string(step) + " of " + bucket_ + "/" +
+                                 prefix_ + " exists: delete it first or save another step");
+  }
+  RETURN_IF_ERROR(put);
+  // The checkpoint's chunks are referenced now: the markers of its savers can go.
+  Result<std::vector<ObjectInfo>> markers = ListAll(kSavingDir + StepName(step) + "-");
+  if (markers.ok()) {
+    for (const ObjectInfo& marker : *markers) store_.Delete(bucket_, marker.key).IgnoreError();
+  }
   return bytes.size();
 }
 
@@ -377,12 +416,14 @@ Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const Tensor
   for (const TensorToSave& t : tensors) names.push_back(t.name);
   RETURN_IF_ERROR(CheckNames(step, names));
   SaveStats stats;
-  Result<std::vector<SavedTensor>> saved = StoreTensors(tensors, &stats);
+  std::string marker;
+  Result<std::vector<SavedTensor>> saved = StoreTensors(step, tensors, &stats, &marker);
   Status st = saved.status();
   if (st.ok()) {
     Result<uint64_t> written = Commit(step, std::move(*saved), extra);
     st = written.status();
     if (st.ok()) stats.manifest_bytes = *written;
+    if (!st.ok()) store_.Delete(bucket_, marker).IgnoreError();  // its chunks are orphans
   }
   if (!st.ok()) return st.WithContext("saving checkpoint " + std::to_string(step));
   return stats;
@@ -481,20 +522,22 @@ Status Checkpointer::Impl::Load(
 }
 
 Status Checkpointer::Impl::Reclaim() {
-  ASSIGN_OR_RETURN(std::vector<uint64_t> steps, List());
-  std::set<std::string> used;
-  for (uint64_t step : steps) {
-    ASSIGN_OR_RETURN(CheckpointManifest m, Describe(step));
-    for (const SavedTensor& t : m.tensors) {
-      for (const CheckpointChunkRef& c : t.chunks) used.insert(ChunkName(c));
-    }
-  }
-  // Chunks written since the oldest save in progress started may be that save's.
+  // This reclamation's own marker: its time (the server's) is the cutoff for saves that start
+  // while it runs, whose markers the listing below may miss.
+  const std::string own = MarkerKey(std::nullopt);
+  ASSIGN_OR_RETURN(ObjectInfo started, store_.Put(bucket_, own, MarkerBody()));
+  Status st = ReclaimSince(started.mtime_ns);
+  store_.Delete(bucket_, own).IgnoreError();
+  return st;
+}
+
+Status Checkpointer::Impl::ReclaimSince(int64_t started_ns) {
+  // Markers first, manifests next: a save that commits after the manifests are listed still
+  // had its marker when they were.
   ASSIGN_OR_RETURN(std::vector<ObjectInfo> markers, ListAll(kSavingDir));
-  const int64_t now = NowNs();
-  int64_t cutoff = INT64_MAX;
+  int64_t cutoff = started_ns;
   for (const ObjectInfo& marker : markers) {
-    if (now - marker.mtime_ns >= kStaleSaveNs) continue;
+    if (started_ns - marker.mtime_ns >= kStaleSaveNs) continue;
     Result<std::string> body = store_.Get(bucket_, marker.key);
     if (!body.ok() && body.status().IsNotFound()) continue;  // its save just ended
     if (body.ok() && SaverIsDead(*body)) {  // killed on this host: its chunks are orphans
@@ -502,6 +545,14 @@ Status Checkpointer::Impl::Reclaim() {
       continue;
     }
     cutoff = std::min(cutoff, marker.mtime_ns);
+  }
+  ASSIGN_OR_RETURN(std::vector<uint64_t> steps, List());
+  std::set<std::string> used;
+  for (uint64_t step : steps) {
+    ASSIGN_OR_RETURN(CheckpointManifest m, Describe(step));
+    for (const SavedTensor& t : m.tensors) {
+      for (const CheckpointChunkRef& c : t.chunks) used.insert(ChunkName(c));
+    }
   }
   ASSIGN_OR_RETURN(std::vector<ObjectInfo> chunks, ListAll(kChunksDir));
   const size_t skip = prefix_.size() + std::strlen(kChunksDir);
@@ -512,10 +563,11 @@ Status Checkpointer::Impl::Reclaim() {
   }
   for (size_t i = 0; i < doomed.size(); i += 1000) {
     const size_t n = std::min<size_t>(1000, doomed.size() - i);
+    // Forgotten before the delete: a chunk some of whose copies went must be uploaded again.
+    for (size_t j = i; j < i + n; ++j) known_chunks_.erase(doomed[j].substr(skip));
     for (const Status& st : store_.DeleteMany(bucket_, std::span(doomed).subspan(i, n))) {
       if (!st.ok() && !st.IsNotFound()) return st.WithContext("reclaiming checkpoint chunks");
     }
-    for (size_t j = i; j < i + n; ++j) known_chunks_.erase(doomed[j].substr(skip));
   }
   return Status::OK();
 }
@@ -570,9 +622,9 @@ Result<SaveStats> Checkpointer::Save(uint64_t step, std::span<const TensorToSave
 }
 
 Result<std::vector<SavedTensor>> Checkpointer::StoreTensors(
-    std::span<const TensorToSave> tensors, SaveStats* stats) {
+    uint64_t step, std::span<const TensorToSave> tensors, SaveStats* stats) {
   std::lock_guard lock(impl_->mu);
-  return impl_->StoreTensors(tensors, stats);
+  return impl_->StoreTensors(step, tensors, stats);
 }
 
 Result<uint64_t> Checkpointer::Commit(uint64_t step, std::vector<SavedTensor> tensors,

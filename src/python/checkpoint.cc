@@ -248,19 +248,20 @@ not written again; every chunk is checked against its hash on load.)doc");
       "was uploaded; the rest the run held already), manifest_bytes. AlreadyExistsError when the step exists.");
   cls.def(
       "store_tensors",
-      [](PyCheckpointer& self, TensorsArg tensors_obj) {
+      [](PyCheckpointer& self, IntArg step_obj, TensorsArg tensors_obj) {
+        const uint64_t step = ToUnsigned(step_obj, "step");
         std::shared_ptr<Checkpointer> ckpt = self.get();
         std::vector<BufferView> views;
         std::vector<TensorToSave> tensors = ToTensors(tensors_obj, views);
         SaveStats stats;
         std::vector<SavedTensor> saved =
-            Unwrap(WithoutGil([&] { return ckpt->StoreTensors(tensors, &stats); }));
+            Unwrap(WithoutGil([&] { return ckpt->StoreTensors(step, tensors, &stats); }));
         return py::make_tuple(saved, StatsToDict(stats));
       },
-      py::arg("tensors"),
-      "The first half of a save whose tensors several processes store: uploads the chunks "
-      "the run lacks and returns (list of SavedTensor, counters). Nothing is listed until "
-      "commit().");
+      py::arg("step"), py::arg("tensors"),
+      "The first half of a save of checkpoint `step` whose tensors several processes store: "
+      "uploads the chunks the run lacks and returns (list of SavedTensor, counters). Nothing "
+      "is listed until commit(step, ...).");
   cls.def(
       "commit",
       [](PyCheckpointer& self, IntArg step_obj, std::vector<SavedTensor> tensors,

@@ -120,9 +120,11 @@ int Run(const CheckpointBenchOptions& o) {
   }
   if (server.ok()) (*server)->Stop().IgnoreError();
   if (!st.ok()) {
-    std::cerr << "error: " << st.ToString() << std::endl;
+    // The data goes; the log stays, for the error's whole story.
+    std::filesystem::remove_all(data, ec);
+    std::filesystem::remove_all(files, ec);
+    std::cerr << "error: " << st.ToString() << " (log: " << root << "/bench.log)" << std::endl;
     report.AddError(st.ToString());
-    std::filesystem::remove_all(root, ec);
     return report.Finish(o.json);
   }
 
@@ -153,7 +155,8 @@ int Run(const CheckpointBenchOptions& o) {
   add("second checkpoint written", "MiB",
       MedianOf(runs, "granary", "incremental_written_bytes") / mib, "changed bytes",
       MedianOf(runs, "granary", "changed_bytes") / mib,
-      "10 % of the tensors changed; target: at most the changed bytes + 5 % (ratio >= 0.95)");
+      std::to_string(static_cast<int>(o.changed * 100 + 0.5)) +
+          " % of the tensors changed; target: at most the changed bytes + 5 % (ratio >= 0.95)");
   add("second checkpoint written", "MiB",
       MedianOf(runs, "granary", "incremental_written_bytes") / mib, "torch.save",
       MedianOf(runs, "torch", "incremental_file_bytes") / mib);

@@ -165,8 +165,10 @@ TEST_F(CheckpointerTest, AnUnfinishedSaveIsNotListedAndItsChunksAreReclaimed) {
   std::ifstream boot_file("/proc/sys/kernel/random/boot_id");
   std::string boot;
   std::getline(boot_file, boot);
+  char pid_ns[128] = {};
+  ASSERT_GT(readlink("/proc/self/ns/pid", pid_ns, sizeof(pid_ns) - 1), 0);
   ASSERT_OK(client_->Put("ckpt", "runs/a/saving/00000000deadbeef",
-                         boot + " " + std::to_string(child) + " 1")
+                         boot + " " + pid_ns + " " + std::to_string(child) + " 1")
                 .status());
   ASSERT_OK(c->KeepLast(5));
   EXPECT_EQ(Objects("runs/a/chunks/"), 4u);
@@ -182,17 +184,22 @@ TEST_F(CheckpointerTest, TensorsStoredByManyAreCommittedByOne) {
   std::map<std::string, std::string> b_named;
   for (auto& [name, bytes] : b) b_named["r1." + name] = bytes;
   SaveStats stats;
-  auto part0 = rank0->StoreTensors(ToSave(a), &stats);
-  auto part1 = rank1->StoreTensors(ToSave(b_named), &stats);
+  auto part0 = rank0->StoreTensors(7, ToSave(a), &stats);
+  auto part1 = rank1->StoreTensors(7, ToSave(b_named), &stats);
   ASSERT_TRUE(part0.ok() && part1.ok());
   EXPECT_EQ(stats.bytes, 250'003u);
   EXPECT_EQ(stats.written_bytes, 250'003u);
   EXPECT_TRUE(rank0->List()->empty());  // nothing listed before the commit
+  // The uploads are spared by a reclamation elsewhere until the commit: their markers stay.
+  EXPECT_EQ(Objects("runs/a/saving/"), 2u);
+  ASSERT_OK(Open()->KeepLast(0));
+  EXPECT_EQ(Objects("runs/a/chunks/"), 6u);
 
   std::vector<SavedTensor> all = *part0;
   all.insert(all.end(), part1->begin(), part1->end());
   ASSERT_TRUE(rank0->Commit(7, all, "meta").ok());
   EXPECT_EQ(*rank1->List(), std::vector<uint64_t>{7});
+  EXPECT_EQ(Objects("runs/a/saving/"), 0u);  // the commit removed the step's markers
   auto m = rank1->Describe();
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->extra, "meta");

@@ -58,7 +58,13 @@ def test_models_and_optimizer_states_round_trip(client, bucket):
     model, opt = trained()
     base = torch.arange(60, dtype=torch.float64).reshape(6, 10)
     tied = torch.nn.Parameter(torch.randn(5, 3))
+    raw = torch.arange(6, dtype=torch.uint8)  # 6 bytes: not a whole number of float32s
+    cplx = torch.randn(3, dtype=torch.complex64)
     state = {
+        "float_view_first": raw[:4].view(torch.float32),  # pickled before its byte buffer
+        "raw": raw,
+        "conj": cplx.conj(),  # a lazy view whose storage holds other values
+        "neg": cplx.conj().imag,
         "model": model.state_dict(),
         "optim": opt.state_dict(),
         "dtypes": [torch.randn(3).to(d) for d in (torch.float16, torch.bfloat16, torch.float64)]
@@ -80,8 +86,12 @@ def test_models_and_optimizer_states_round_trip(client, bucket):
     assert ckpt.list() == [10]
 
     loaded = Checkpointer(client, f"{bucket}/runs/a").load()
+    on_cpu = Checkpointer(client, f"{bucket}/runs/a").load(10, map_location="cpu")
+    for key in ("conj", "neg"):  # saved as their values, in a contiguous storage
+        expected = state.pop(key)
+        assert torch.equal(loaded.pop(key), expected) and torch.equal(on_cpu.pop(key), expected)
     assert_same(state, loaded)
-    assert_same(state, Checkpointer(client, f"{bucket}/runs/a").load(10, map_location="cpu"))
+    assert_same(state, on_cpu)
     assert loaded["view"].storage().data_ptr() == loaded["base"].storage().data_ptr()
     assert loaded["tied"][0] is loaded["tied"][1]
     assert isinstance(loaded["tied"][0], torch.nn.Parameter)

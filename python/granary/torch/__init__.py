@@ -74,11 +74,19 @@ def _paths(obj, leaf=torch.Tensor, prefix=""):
 
 
 def _flat_bytes(t):
-    """The whole storage of `t` as a 1-d uint8 tensor on its device (no copy)."""
-    t = t.detach()
-    storage = t.storage()
-    whole = t.as_strided((storage.nbytes() // t.element_size(),), (1,), 0)
-    return whole.view(torch.uint8)
+    """The whole storage of `t` as a 1-d uint8 tensor on its device (no copy), every byte of it
+    even when its size is not a multiple of `t`'s element size (a dtype view of a byte buffer)."""
+    if hasattr(t, "untyped_storage"):
+        storage = t.untyped_storage()
+    else:
+        storage = torch.storage.TypedStorage(wrap_storage=t.storage()._storage, dtype=torch.uint8)
+    return torch.empty(0, dtype=torch.uint8, device=t.device).set_(storage)
+
+
+def _typed(flat, dtype):
+    """The bytes `flat` (1-d uint8) as elements of `dtype`; a tail shorter than one is left out."""
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    return flat[:flat.numel() - flat.numel() % itemsize].view(dtype)
 
 
 def _check_savable(path, t):
@@ -119,10 +127,17 @@ class _Pickler(pickle.Pickler):
         number = self._numbers.get(id(obj))
         if number is not None:
             return ("same", number)
-        self._numbers[id(obj)] = len(self._seen)
+        self._numbers[id(obj)] = len(self._numbers)
         self._seen.append(obj)  # keeps id() unique while pickling
-        path = self._names.get(id(obj), f"tensor{len(self._sources)}")
+        path = self._names.get(id(obj), f"tensor{len(self._numbers) - 1}")
         _check_savable(path, obj)
+        flags = (obj.requires_grad, isinstance(obj, torch.nn.Parameter))
+        if obj.is_conj() or (hasattr(obj, "is_neg") and obj.is_neg()):
+            # A lazily conjugated or negated view: its storage holds other values. Saved as
+            # the values, in a storage of their own.
+            obj = obj.resolve_conj()
+            obj = obj.resolve_neg() if hasattr(obj, "resolve_neg") else obj
+            self._seen.append(obj)
         storage = obj.storage()
         nbytes = storage.nbytes()
         key = (str(obj.device), storage.data_ptr()) if nbytes else ("empty", id(obj))
@@ -134,8 +149,7 @@ class _Pickler(pickle.Pickler):
             self._staged.nbytes += nbytes
             self._sources.append(_flat_bytes(obj) if nbytes else None)
         return ("tensor", index, _dtype_name(obj.dtype), str(obj.device), obj.storage_offset(),
-                tuple(obj.shape), tuple(obj.stride()), obj.requires_grad,
-                isinstance(obj, torch.nn.Parameter))
+                tuple(obj.shape), tuple(obj.stride())) + flags
 
 
 # What a checkpoint's pickle may construct besides tensors, unless the Checkpointer trusts the run.
@@ -254,8 +268,8 @@ class Checkpointer:
             handle = SaveHandle(step)
             thread = threading.Thread(target=self._upload, args=(handle, staged, buffer),
                                       name=f"granary-checkpoint-{step}")
-            self._pending = (handle, thread)
             thread.start()
+            self._pending = (handle, thread)
             handle.stall_seconds = time.perf_counter() - started
         if blocking:
             handle.wait()
@@ -326,7 +340,8 @@ class Checkpointer:
 
     def load(self, step=None, map_location=None):
         """The state saved as checkpoint `step`, or as the latest complete one. Each storage is
-        read straight into a new tensor's memory, chunks in parallel. `map_location`: a device
+        read straight into a new CPU tensor's memory, chunks in parallel (and then moved to its
+        device, so a GPU checkpoint passes through host memory whole). `map_location`: a device
         (str or torch.device) for every tensor; by default each goes back to the device it was
         saved from. NotFoundError when there is no such checkpoint; CorruptionError naming the
         chunk and tensor when a chunk is damaged or missing."""
@@ -343,7 +358,7 @@ class Checkpointer:
             if flat is None:
                 flat = storages[index] if target.type == "cpu" else storages[index].to(target)
                 on_device[(index, target)] = flat
-            t = torch.as_strided(flat.view(_dtype(dtype)), shape, stride, offset)
+            t = torch.as_strided(_typed(flat, _dtype(dtype)), shape, stride, offset)
             if is_param:
                 return torch.nn.Parameter(t, requires_grad=requires_grad)
             return t.requires_grad_(requires_grad) if requires_grad else t
@@ -356,7 +371,9 @@ class Checkpointer:
         selects the part of the saved state that matches it (e.g. "model", or a tuple of keys).
         Tensors are matched by path; shapes and dtypes must agree. With strict (the default),
         a tensor of one side missing from the other is an error too. Contiguous CPU tensors are
-        read into without an intermediate copy. Returns `target`."""
+        read into without an intermediate copy, so when a load fails midway (a damaged chunk)
+        some of them already hold the checkpoint's values: load again, or restore them.
+        Returns `target`."""
         manifest = self._manifest(step)
 
         def tensor(index, dtype, device, offset, shape, stride, requires_grad, is_param):
@@ -459,5 +476,5 @@ class _TensorRef:
         return self.offset == 0 and numel * itemsize == storage_bytes and contiguous
 
     def view(self, flat):
-        return torch.as_strided(flat.view(_dtype(self.dtype)), self.shape, self.stride,
+        return torch.as_strided(_typed(flat, _dtype(self.dtype)), self.shape, self.stride,
                                 self.offset)

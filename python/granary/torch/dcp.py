@@ -98,7 +98,7 @@ class GranaryStorageWriter(_dcp.StorageWriter):
                 keep.append(tensor)  # alive until the upload is done
                 items.append((_name(item.index), _dtype_name(tensor.dtype), tuple(tensor.shape),
                               tensor.reshape(-1).view(torch.uint8).numpy()))
-        saved, self.stats = self._native.store_tensors(items)
+        saved, self.stats = self._native.store_tensors(self.step, items)
         results = [_dcp.storage.WriteResult(index=item.index, size_in_bytes=s.size, storage_data=s)
                    for item, s in zip(plan.items, saved)]
         future = Future()
