@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "common/crc32c.h"
@@ -134,7 +135,11 @@ Status ParallelFor(size_t n, int parallel, const std::function<Status(size_t)>& 
   };
   const size_t threads = std::min<size_t>(n, static_cast<size_t>(std::max(parallel, 1)));
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  try {
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No more threads to be had: the ones started, and this one, do all the work.
+  }
   work();
   for (std::thread& t : pool) t.join();
   return first;

@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -180,6 +181,29 @@ def test_save_returns_after_the_copy_and_the_checkpoint_keeps_those_bytes(client
         assert torch.equal(ckpt.load(s)["w"], weights + s)
     ckpt.keep_last(2)
     assert ckpt.list() == [7, 8]
+
+    # A pending handle inherited by a forked child says where to wait, instead of hanging.
+    handle = ckpt.save(9, {"w": weights})
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            handle.done() or handle.wait()
+            os.write(write, b"done" if handle.done() else b"hang")
+        except RuntimeError as e:
+            os.write(write, b"refused" if "forked child" in str(e) else b"other")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        answered = select.select([read], [], [], 30)[0]
+        assert answered, "a forked child hung waiting on an inherited save handle"
+        assert os.read(read, 16) in (b"refused", b"done")  # done: it finished before the fork
+    finally:
+        os.close(read)
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    handle.wait()
 
 
 def test_errors_are_clear(client, bucket):

@@ -26,6 +26,7 @@ PyTorch's distributed checkpoint API (several processes saving one checkpoint): 
 import collections
 import io
 import mmap
+import os
 import pickle
 import threading
 import time
@@ -194,6 +195,7 @@ class SaveHandle:
     def __init__(self, step):
         self.step = step
         self.stall_seconds = 0.0  # how long save() kept the caller
+        self._pid = os.getpid()  # the upload runs in this process only
         self._done = threading.Event()
         self._stats = None
         self._error = None
@@ -206,7 +208,12 @@ class SaveHandle:
         """Blocks until the checkpoint is durable and returns the save's counters (a dict: bytes,
         chunks, written_bytes, written_chunks: what was uploaded, the rest the run held;
         manifest_bytes). Raises
-        what made the save fail, or TimeoutError after `timeout` seconds."""
+        what made the save fail, or TimeoutError after `timeout` seconds; RuntimeError in a
+        forked child, where the upload does not run."""
+        if os.getpid() != self._pid and not self._done.is_set():
+            raise RuntimeError(f"the save of checkpoint {self.step} runs in the process that "
+                               f"started it (pid {self._pid}), not in this forked child: wait "
+                               "there")
         if not self._done.wait(timeout):
             raise TimeoutError(f"checkpoint {self.step} is not durable after {timeout} s")
         if self._error is not None:
