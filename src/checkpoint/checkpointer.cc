@@ -2,32 +2,30 @@
 #include "granary/checkpoint.h"
 
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <random>
 #include <set>
-#include <sstream>
 #include <system_error>
 #include <thread>
 
-#include "common/crc32c.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/saver_marker.h"
 #include "common/crypto.h"
 #include "common/hash.h"
-#include "proto/checkpoint.pb.h"
 
 namespace granary {
 namespace {
 
-constexpr char kManifestMagic[] = "GRCKPT01";
-constexpr size_t kMagicBytes = 8;
+using checkpoint::DecodeManifest;
+using checkpoint::EncodeManifest;
+using checkpoint::MarkerBody;
+using checkpoint::SaverIsDead;
+
 constexpr char kStepsDir[] = "steps/";
 constexpr char kChunksDir[] = "chunks/";
 constexpr char kSavingDir[] = "saving/";
@@ -55,60 +53,6 @@ std::string ChunkName(const CheckpointChunkRef& c) {
 CheckpointChunkRef ChunkOf(std::span<const char> bytes) {
   const KeyHash h = HashKey(std::string_view(bytes.data(), bytes.size()));
   return {h.lo, h.hi, bytes.size()};
-}
-
-// This host's boot, this process's pid namespace, and the start time of process `pid` in clock
-// ticks since that boot: together with the pid they name a process uniquely, so a save's marker
-// says whether its saver still lives. Empty / nullopt where /proc does not tell.
-std::string BootId() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return id;
-}
-
-std::string PidNamespace() {
-  char link[128];
-  const ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
-  return n > 0 ? std::string(link, static_cast<size_t>(n)) : "";
-}
-
-std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = stat.rfind(')');  // the command name may hold spaces and parentheses
-  if (paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(stat.substr(paren + 1));
-  std::string field;
-  for (int i = 3; i <= 22 && fields >> field; ++i) {  // field 22: starttime
-    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return std::nullopt;
-}
-
-// The body of a save's marker: "<boot id> <pid namespace> <pid> <start ticks>".
-std::string MarkerBody() {
-  const pid_t pid = getpid();
-  return BootId() + " " + PidNamespace() + " " + std::to_string(pid) + " " +
-         std::to_string(ProcessStartTicks(pid).value_or(0));
-}
-
-// Whether the saver of a marker with this body is known to be dead: it ran on this host since its
-// last boot, in this pid namespace, and its process is gone (or its pid now names another
-// process). A process this one cannot see into counts as alive.
-bool SaverIsDead(std::string_view body) {
-  std::istringstream in{std::string(body)};
-  std::string boot, pid_ns;
-  pid_t pid = 0;
-  uint64_t ticks = 0;
-  if (!(in >> boot >> pid_ns >> pid >> ticks) || boot.empty() || boot != BootId() ||
-      pid_ns.empty() || pid_ns != PidNamespace() || pid <= 0) {
-    return false;
-  }
-  struct stat st;
-  if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0) return errno == ENOENT;
-  const std::optional<uint64_t> now = ProcessStartTicks(pid);
-  return now && *now != ticks;
 }
 
 std::string StepName(uint64_t step) {
@@ -156,67 +100,6 @@ void Prefault(std::span<char> buffer) {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
 }
 
-std::string EncodeManifest(const CheckpointManifest& m) {
-  proto::CheckpointManifest p;
-  p.set_step(m.step);
-  p.set_created_unix_ms(m.created_unix_ms);
-  p.set_extra(m.extra);
-  for (const SavedTensor& t : m.tensors) {
-    proto::CheckpointTensor* pt = p.add_tensors();
-    pt->set_name(t.name);
-    pt->set_dtype(t.dtype);
-    for (int64_t d : t.shape) pt->add_shape(d);
-    pt->set_size(t.size);
-    for (const CheckpointChunkRef& c : t.chunks) {
-      proto::CheckpointChunk* pc = pt->add_chunks();
-      pc->set_hash_lo(c.hash_lo);
-      pc->set_hash_hi(c.hash_hi);
-      pc->set_size(c.size);
-    }
-  }
-  const std::string body = p.SerializeAsString();
-  const uint32_t crc = crc32c::Value(body);
-  std::string out(kManifestMagic, kMagicBytes);
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
-  return out + body;
-}
-
-Result<CheckpointManifest> DecodeManifest(std::string_view bytes, const std::string& where) {
-  auto bad = [&](const std::string& why) {
-    return Status::Corruption("the checkpoint manifest " + where + " " + why);
-  };
-  if (bytes.size() < kMagicBytes + 4 || bytes.substr(0, kMagicBytes) != kManifestMagic) {
-    return bad("does not start with \"GRCKPT01\"");
-  }
-  uint32_t crc = 0;
-  for (int i = 0; i < 4; ++i) {
-    crc |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[kMagicBytes + i])) << (8 * i);
-  }
-  const std::string_view body = bytes.substr(kMagicBytes + 4);
-  if (crc32c::Value(body) != crc) return bad("fails its checksum");
-  proto::CheckpointManifest p;
-  if (!p.ParseFromArray(body.data(), static_cast<int>(body.size()))) return bad("does not parse");
-  CheckpointManifest m;
-  m.step = p.step();
-  m.created_unix_ms = p.created_unix_ms();
-  m.extra = p.extra();
-  for (const auto& pt : p.tensors()) {
-    SavedTensor t;
-    t.name = pt.name();
-    t.dtype = pt.dtype();
-    t.shape.assign(pt.shape().begin(), pt.shape().end());
-    t.size = pt.size();
-    uint64_t total = 0;
-    for (const auto& pc : pt.chunks()) {
-      t.chunks.push_back({pc.hash_lo(), pc.hash_hi(), pc.size()});
-      total += pc.size();
-    }
-    if (total != t.size) return bad("lists chunks of tensor \"" + t.name + "\" that do not add up");
-    m.tensors.push_back(std::move(t));
-  }
-  return m;
-}
-
 }  // namespace
 
 uint64_t CheckpointManifest::bytes() const {
@@ -235,8 +118,13 @@ class Checkpointer::Impl {
 
   Result<SaveStats> Save(uint64_t step, std::span<const TensorToSave> tensors,
                          std::string_view extra);
-  // kInvalidArgument for a name given twice, kAlreadyExists when checkpoint `step` exists.
-  Status CheckNames(uint64_t step, const std::vector<std::string_view>& names);
+  // kInvalidArgument for a name given twice.
+  static Status CheckNames(uint64_t step, const std::vector<std::string_view>& names);
+  // The refusal of a save of `step`, which exists.
+  Status StepExists(uint64_t step) const {
+    return Status::AlreadyExists("checkpoint " + std::to_string(step) + " of " + bucket_ + "/" +
+                                 prefix_ + " exists: delete it first or save another step");
+  }
   // `marker_key`, when given, is set to the key of the save's marker.
   Result<std::vector<SavedTensor>> StoreTensors(uint64_t step,
                                                 std::span<const TensorToSave> tensors,
@@ -312,10 +200,6 @@ Status Checkpointer::Impl::CheckNames(uint64_t step, const std::vector<std::stri
                                      " are named \"" + std::string(name) +
                                      "\": names must be unique");
     }
-  }
-  if (store_.Head(bucket_, ManifestKey(step), {}).ok()) {
-    return Status::AlreadyExists("checkpoint " + std::to_string(step) + " of " + bucket_ + "/" +
-                                 prefix_ + " exists: delete it first or save another step");
   }
   return Status::OK();
 }
@@ -402,10 +286,7 @@ Result<uint64_t> Checkpointer::Impl::Commit(uint64_t step, std::vector<SavedTens
   PutOptions once;
   once.conditions.if_none_match = "*";
   Status put = store_.Put(bucket_, ManifestKey(step), bytes, once).status();
-  if (put.code() == Code::kPreconditionFailed) {
-    return Status::AlreadyExists("checkpoint " + std::to_string(step) + " of " + bucket_ + "/" +
-                                 prefix_ + " exists: delete it first or save another step");
-  }
+  if (put.code() == Code::kPreconditionFailed) return StepExists(step);
   RETURN_IF_ERROR(put);
   // The checkpoint's chunks are referenced now: the markers of its savers can go.
   Result<std::vector<ObjectInfo>> markers = ListAll(kSavingDir + StepName(step) + "-");
@@ -420,6 +301,8 @@ Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const Tensor
   std::vector<std::string_view> names;
   for (const TensorToSave& t : tensors) names.push_back(t.name);
   RETURN_IF_ERROR(CheckNames(step, names));
+  // Refused before any upload; the commit refuses it again should it appear meanwhile.
+  if (store_.Head(bucket_, ManifestKey(step), {}).ok()) return StepExists(step);
   SaveStats stats;
   std::string marker;
   Result<std::vector<SavedTensor>> saved = StoreTensors(step, tensors, &stats, &marker);
@@ -427,8 +310,11 @@ Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const Tensor
   if (st.ok()) {
     Result<uint64_t> written = Commit(step, std::move(*saved), extra);
     st = written.status();
-    if (st.ok()) stats.manifest_bytes = *written;
-    if (!st.ok()) store_.Delete(bucket_, marker).IgnoreError();  // its chunks are orphans
+    if (st.ok()) {
+      stats.manifest_bytes = *written;
+    } else {
+      store_.Delete(bucket_, marker).IgnoreError();  // its chunks are orphans
+    }
   }
   if (!st.ok()) return st.WithContext("saving checkpoint " + std::to_string(step));
   return stats;

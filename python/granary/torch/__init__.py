@@ -365,7 +365,7 @@ class Checkpointer:
             if flat is None:
                 flat = storages[index] if target.type == "cpu" else storages[index].to(target)
                 on_device[(index, target)] = flat
-            t = torch.as_strided(_typed(flat, _dtype(dtype)), shape, stride, offset)
+            t = _TensorRef(index, dtype, offset, shape, stride).view(flat)
             if is_param:
                 return torch.nn.Parameter(t, requires_grad=requires_grad)
             return t.requires_grad_(requires_grad) if requires_grad else t
