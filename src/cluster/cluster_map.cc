@@ -1,0 +1,150 @@
+#include "cluster/cluster_map.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/hash.h"
+
+namespace granary::cluster {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kFormatVersion = 1;
+
+Result<NodeState> ParseState(std::string_view name) {
+  for (NodeState state : {NodeState::kUp, NodeState::kDown, NodeState::kDraining}) {
+    if (NodeStateName(state) == name) return state;
+  }
+  return Status::Corruption("cluster map names an unknown node state \"" + std::string(name) +
+                            "\"");
+}
+
+}  // namespace
+
+std::string_view NodeStateName(NodeState state) {
+  switch (state) {
+    case NodeState::kUp:
+      return "up";
+    case NodeState::kDown:
+      return "down";
+    case NodeState::kDraining:
+      return "draining";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> Chain::WriteOrder() const {
+  std::vector<std::string> order = members;
+  order.insert(order.end(), syncing.begin(), syncing.end());
+  return order;
+}
+
+bool Chain::Contains(std::string_view node) const {
+  return std::find(members.begin(), members.end(), node) != members.end() ||
+         std::find(syncing.begin(), syncing.end(), node) != syncing.end();
+}
+
+uint32_t ChainIndex(std::string_view key, size_t chain_count) {
+  return static_cast<uint32_t>(HashKey(key).lo % chain_count);
+}
+
+const Chain& ClusterMap::ChainOf(std::string_view key) const {
+  return chains[ChainIndex(key, chains.size())];
+}
+
+const NodeInfo* ClusterMap::FindNode(std::string_view id) const {
+  auto it = std::lower_bound(nodes.begin(), nodes.end(), id,
+                             [](const NodeInfo& n, std::string_view v) { return n.id < v; });
+  return it != nodes.end() && it->id == id ? &*it : nullptr;
+}
+
+NodeInfo* ClusterMap::FindNode(std::string_view id) {
+  return const_cast<NodeInfo*>(std::as_const(*this).FindNode(id));
+}
+
+std::vector<int> ClusterMap::Loads() const {
+  std::vector<int> loads(nodes.size(), 0);
+  for (const Chain& chain : chains) {
+    for (const std::string& id : chain.WriteOrder()) {
+      const NodeInfo* node = FindNode(id);
+      if (node != nullptr) ++loads[node - nodes.data()];
+    }
+  }
+  return loads;
+}
+
+std::string ClusterMap::ToJson() const {
+  json out = {{"format", kFormatVersion}, {"epoch", epoch}, {"replicas", replicas},
+              {"nodes", json::array()}, {"chains", json::array()}};
+  for (const NodeInfo& n : nodes) {
+    out["nodes"].push_back({{"id", n.id},
+                            {"address", n.address},
+                            {"host", n.host},
+                            {"rack", n.rack},
+                            {"zone", n.zone},
+                            {"state", NodeStateName(n.state)},
+                            {"capacity_bytes", n.capacity_bytes}});
+  }
+  for (const Chain& c : chains) {
+    out["chains"].push_back(
+        {{"id", c.id},
+         {"version", c.version},
+         {"members", c.members},
+         {"syncing", c.syncing},
+         {"syncing_since", c.syncing_since},
+         {"leaving", c.leaving}});
+  }
+  return out.dump();
+}
+
+Result<ClusterMap> ClusterMap::FromJson(std::string_view text) {
+  json in = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (in.is_discarded() || !in.is_object()) {
+    return Status::Corruption("cluster map is not a JSON object");
+  }
+  try {
+    if (in.at("format").get<int>() != kFormatVersion) {
+      return Status::NotSupported("cluster map format " + in.at("format").dump() +
+                                  " is newer than this build reads: upgrade granary");
+    }
+    ClusterMap map;
+    map.epoch = in.at("epoch").get<uint64_t>();
+    map.replicas = in.at("replicas").get<int>();
+    for (const json& n : in.at("nodes")) {
+      NodeInfo node;
+      node.id = n.at("id").get<std::string>();
+      node.address = n.at("address").get<std::string>();
+      node.host = n.at("host").get<std::string>();
+      node.rack = n.at("rack").get<std::string>();
+      node.zone = n.at("zone").get<std::string>();
+      ASSIGN_OR_RETURN(node.state, ParseState(n.at("state").get<std::string>()));
+      node.capacity_bytes = n.at("capacity_bytes").get<uint64_t>();
+      map.nodes.push_back(std::move(node));
+    }
+    std::sort(map.nodes.begin(), map.nodes.end(),
+              [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
+    for (const json& c : in.at("chains")) {
+      Chain chain;
+      chain.id = c.at("id").get<uint32_t>();
+      chain.version = c.at("version").get<uint64_t>();
+      chain.members = c.at("members").get<std::vector<std::string>>();
+      chain.syncing = c.at("syncing").get<std::vector<std::string>>();
+      chain.syncing_since = c.at("syncing_since").get<std::vector<uint64_t>>();
+      chain.leaving = c.at("leaving").get<std::vector<std::string>>();
+      if (chain.syncing_since.size() != chain.syncing.size()) {
+        return Status::Corruption("cluster map's chain " + std::to_string(chain.id) +
+                                  " has syncing members without their versions");
+      }
+      if (chain.id != map.chains.size()) {
+        return Status::Corruption("cluster map's chains are not numbered 0, 1, 2, ...");
+      }
+      map.chains.push_back(std::move(chain));
+    }
+    return map;
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("cluster map is malformed: ") + e.what());
+  }
+}
+
+}  // namespace granary::cluster

@@ -1,0 +1,81 @@
+// ClusterMap: what every process of a cluster agrees on about where data lives (docs/design/
+// cluster.md). The manager's leader writes it to etcd; nodes, gateways and clients read it and
+// cache it.
+//
+// - Nodes: one per storage process, labelled host/rack/zone, with its address and state.
+// - Chains: a fixed number of them, chosen when the cluster is created. Each is an ordered list of
+//   serving members (head first, tail last) followed by syncing members, which receive every new
+//   write but are still being filled with the chain's older blobs and serve no reads.
+// - A key belongs to chain HashKey(key) % chains.size(), for the life of the cluster: adding or
+//   removing nodes changes which nodes hold a chain, never which chain holds a key.
+// - `epoch` grows with every change of the map; a chain's `version` with every change of its
+//   members. Requests carry the chain version they were routed with; a node refuses an older one.
+//
+// Thread-safety: a ClusterMap is a value; share it as std::shared_ptr<const ClusterMap>.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace granary::cluster {
+
+enum class NodeState {
+  kUp,        // alive and in service
+  kDown,      // its lease expired: it holds no chain membership
+  kDraining,  // an operator asked for it to be emptied: its chains move elsewhere
+};
+std::string_view NodeStateName(NodeState state);
+
+struct NodeInfo {
+  std::string id;       // chosen by the node at its first start and kept in its data
+  std::string address;  // "host:port" of its native protocol
+  std::string host;
+  std::string rack;
+  std::string zone;
+  NodeState state = NodeState::kUp;
+  uint64_t capacity_bytes = 0;  // of all its disks
+};
+
+struct Chain {
+  uint32_t id = 0;
+  uint64_t version = 1;
+  std::vector<std::string> members;  // serving, head first
+  std::vector<std::string> syncing;  // being filled; after the members in write order
+  // For each syncing member, the chain version that added it: its sync counts only if it
+  // started at that version or later.
+  std::vector<uint64_t> syncing_since;
+  // Members to remove once the chain has `replicas` serving members besides them (a drain or a
+  // rebalancing move); they serve until then.
+  std::vector<std::string> leaving;
+
+  // Writes flow through members, then syncing; the last of all acknowledges.
+  std::vector<std::string> WriteOrder() const;
+  bool Contains(std::string_view node) const;
+};
+
+struct ClusterMap {
+  uint64_t epoch = 0;
+  int replicas = 3;
+  std::vector<NodeInfo> nodes;  // ordered by id
+  std::vector<Chain> chains;    // chains[i].id == i
+
+  // The chain that holds `key`. REQUIRES: !chains.empty().
+  const Chain& ChainOf(std::string_view key) const;
+  const NodeInfo* FindNode(std::string_view id) const;
+  NodeInfo* FindNode(std::string_view id);
+  // How many chains (serving or syncing) each node is in, for nodes of the map, by index.
+  std::vector<int> Loads() const;
+
+  std::string ToJson() const;
+  // kCorruption if `text` is not a map this version can read.
+  static Result<ClusterMap> FromJson(std::string_view text);
+};
+
+// Which chain of `chain_count` holds `key`.
+uint32_t ChainIndex(std::string_view key, size_t chain_count);
+
+}  // namespace granary::cluster
