@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   protobuf-compiler libprotobuf-dev pybind11-dev python3-dev
   fio python3 python3-pytest python3-numpy python3-torch
-  python3-boto3 awscli s3cmd rclone curl redis-server
+  python3-boto3 awscli s3cmd rclone curl redis-server etcd-server etcd-client iproute2
 )
 
 missing=()
