@@ -42,6 +42,7 @@ enum class Code : uint8_t {
   kInvalidPart = 19,         // a multipart completion names a part that is missing or out of order
   kEntityTooSmall = 20,      // a multipart part other than the last is below the minimum size
   kNoSuchPool = 21,          // the KV-cache pool does not exist (never created, or deleted)
+  kStaleMap = 22,            // the cluster map the caller routed by is out of date: refresh, retry
 };
 
 // Stable, lower-case name of a code ("not_found"), used in logs, JSON and error messages.

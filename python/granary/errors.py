@@ -26,6 +26,7 @@ __all__ = [
     "PermissionDeniedError", "NoSuchBucketError", "NoSuchUploadError", "BucketNotEmptyError",
     "InvalidRangeError", "BadDigestError", "InvalidPartError", "EntityTooSmallError",
     "NoSuchPoolError",
+    "StaleMapError",
     "CLASSES_BY_CODE",
 ]
 
@@ -166,12 +167,17 @@ class NoSuchPoolError(Error):
     code = "no_such_pool"
 
 
+class StaleMapError(UnavailableError):
+    """The cluster map a request was routed by is out of date; the client refreshes and retries."""
+    code = "stale_map"
+
+
 CLASSES_BY_CODE = {cls.code: cls for cls in (
     NotFoundError, InvalidArgumentError, CorruptionError, StorageIOError, NoSpaceError,
     UnavailableError, NotSupportedError, AlreadyExistsError, InternalError,
     PreconditionFailedError, NotModifiedError, UnauthenticatedError, PermissionDeniedError,
     NoSuchBucketError, NoSuchUploadError, BucketNotEmptyError, InvalidRangeError, BadDigestError,
-    InvalidPartError, EntityTooSmallError, NoSuchPoolError,
+    InvalidPartError, EntityTooSmallError, NoSuchPoolError, StaleMapError,
 )}
 
 # Shown as granary.NotFoundError (the package re-exports every class), not granary.errors.X.

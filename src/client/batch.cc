@@ -11,7 +11,7 @@
 namespace granary {
 namespace {
 
-using client::Lease;
+using rpc::Lease;
 
 size_t OptionsBytes(const PutOptions& o) {
   size_t n = o.content_type.size() + o.content_md5.size() + o.conditions.if_match.size() +

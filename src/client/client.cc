@@ -10,11 +10,12 @@
 
 namespace granary {
 
-using client::Lease;
+using rpc::Lease;
 
 Client::Impl::Impl(std::string address, Credentials credentials, ClientOptions options)
     : options_(options),
-      pool_(std::move(address), std::move(credentials), options.max_connections),
+      pool_(std::move(address), credentials.access_key, credentials.secret_key,
+            options.max_connections),
       workers_(std::max(1, options.parallel_chunks - 1)) {}
 
 bool Client::Impl::ShouldRetry(const Status& status, int attempt) const {

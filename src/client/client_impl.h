@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "client/connection_pool.h"
+#include "rpc/connection_pool.h"
 #include "client/workers.h"
 #include "granary/client.h"
 #include "proto/object.pb.h"
@@ -30,7 +30,7 @@ class Client::Impl {
   Impl(std::string address, Credentials credentials, ClientOptions options);
 
   const ClientOptions& options() const { return options_; }
-  client::ConnectionPool& pool() { return pool_; }
+  rpc::ConnectionPool& pool() { return pool_; }
   client::Workers& workers() { return workers_; }
   rpc::Deadline NewDeadline() const { return rpc::DeadlineAfterMs(options_.timeout_ms); }
 
@@ -39,7 +39,7 @@ class Client::Impl {
   bool ShouldRetry(const Status& status, int attempt) const;
 
   // A connection for one request, retrying connection failures (nothing was sent yet).
-  Result<client::Lease> Acquire();
+  Result<rpc::Lease> Acquire();
 
   // Sends `request` (with `payload`, if any) and reads the response into `response` (may be
   // null). A broken connection is retried with a new one when `idempotent` (or when nothing was
@@ -49,7 +49,7 @@ class Client::Impl {
 
  private:
   const ClientOptions options_;
-  client::ConnectionPool pool_;
+  rpc::ConnectionPool pool_;
   client::Workers workers_;
 };
 

@@ -12,6 +12,8 @@
 #include "rpc/object_convert.h"
 
 namespace granary::client {
+
+using rpc::Lease;
 namespace {
 
 // Sends a GET and reads its response header. On success the payload waits on `*lease`.

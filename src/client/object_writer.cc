@@ -5,6 +5,8 @@
 #include "rpc/object_convert.h"
 
 namespace granary::client {
+
+using rpc::Lease;
 namespace {
 
 class Writer final : public ObjectWriter {

@@ -20,7 +20,44 @@ Result<NodeState> ParseState(std::string_view name) {
                             "\"");
 }
 
+json NodeJson(const NodeInfo& n) {
+  return {{"id", n.id},
+          {"address", n.address},
+          {"host", n.host},
+          {"rack", n.rack},
+          {"zone", n.zone},
+          {"state", NodeStateName(n.state)},
+          {"capacity_bytes", n.capacity_bytes}};
+}
+
+// REQUIRES: called inside a try block (json::at throws on a missing field).
+Result<NodeInfo> NodeFromJson(const json& n) {
+  NodeInfo node;
+  node.id = n.at("id").get<std::string>();
+  node.address = n.at("address").get<std::string>();
+  node.host = n.at("host").get<std::string>();
+  node.rack = n.at("rack").get<std::string>();
+  node.zone = n.at("zone").get<std::string>();
+  ASSIGN_OR_RETURN(node.state, ParseState(n.at("state").get<std::string>()));
+  node.capacity_bytes = n.at("capacity_bytes").get<uint64_t>();
+  return node;
+}
+
 }  // namespace
+
+std::string NodeInfoToJson(const NodeInfo& node) { return NodeJson(node).dump(); }
+
+Result<NodeInfo> NodeInfoFromJson(std::string_view text) {
+  json in = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (in.is_discarded() || !in.is_object()) {
+    return Status::Corruption("node entry is not a JSON object");
+  }
+  try {
+    return NodeFromJson(in);
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("node entry is malformed: ") + e.what());
+  }
+}
 
 std::string_view NodeStateName(NodeState state) {
   switch (state) {
@@ -46,7 +83,9 @@ bool Chain::Contains(std::string_view node) const {
 }
 
 uint32_t ChainIndex(std::string_view key, size_t chain_count) {
-  return static_cast<uint32_t>(HashKey(key).lo % chain_count);
+  // The high half: a node's blob store picks a disk by the low half, and the two must not
+  // correlate, or each chain would sit on one disk of every node.
+  return static_cast<uint32_t>(HashKey(key).hi % chain_count);
 }
 
 const Chain& ClusterMap::ChainOf(std::string_view key) const {
@@ -77,15 +116,7 @@ std::vector<int> ClusterMap::Loads() const {
 std::string ClusterMap::ToJson() const {
   json out = {{"format", kFormatVersion}, {"epoch", epoch}, {"replicas", replicas},
               {"nodes", json::array()}, {"chains", json::array()}};
-  for (const NodeInfo& n : nodes) {
-    out["nodes"].push_back({{"id", n.id},
-                            {"address", n.address},
-                            {"host", n.host},
-                            {"rack", n.rack},
-                            {"zone", n.zone},
-                            {"state", NodeStateName(n.state)},
-                            {"capacity_bytes", n.capacity_bytes}});
-  }
+  for (const NodeInfo& n : nodes) out["nodes"].push_back(NodeJson(n));
   for (const Chain& c : chains) {
     out["chains"].push_back(
         {{"id", c.id},
@@ -112,14 +143,7 @@ Result<ClusterMap> ClusterMap::FromJson(std::string_view text) {
     map.epoch = in.at("epoch").get<uint64_t>();
     map.replicas = in.at("replicas").get<int>();
     for (const json& n : in.at("nodes")) {
-      NodeInfo node;
-      node.id = n.at("id").get<std::string>();
-      node.address = n.at("address").get<std::string>();
-      node.host = n.at("host").get<std::string>();
-      node.rack = n.at("rack").get<std::string>();
-      node.zone = n.at("zone").get<std::string>();
-      ASSIGN_OR_RETURN(node.state, ParseState(n.at("state").get<std::string>()));
-      node.capacity_bytes = n.at("capacity_bytes").get<uint64_t>();
+      ASSIGN_OR_RETURN(NodeInfo node, NodeFromJson(n));
       map.nodes.push_back(std::move(node));
     }
     std::sort(map.nodes.begin(), map.nodes.end(),

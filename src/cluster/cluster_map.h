@@ -75,6 +75,11 @@ struct ClusterMap {
   static Result<ClusterMap> FromJson(std::string_view text);
 };
 
+// A node's entry as JSON: how a node registers itself in etcd, and how the map lists it.
+std::string NodeInfoToJson(const NodeInfo& node);
+// kCorruption if `text` is not a node entry.
+Result<NodeInfo> NodeInfoFromJson(std::string_view text);
+
 // Which chain of `chain_count` holds `key`.
 uint32_t ChainIndex(std::string_view key, size_t chain_count);
 

@@ -29,6 +29,7 @@ std::string_view CodeName(Code code) {
     case Code::kInvalidPart: return "invalid_part";
     case Code::kEntityTooSmall: return "entity_too_small";
     case Code::kNoSuchPool: return "no_such_pool";
+    case Code::kStaleMap: return "stale_map";
   }
   return "unknown";
 }

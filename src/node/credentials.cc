@@ -27,19 +27,25 @@ Result<std::string> RandomString(size_t n, std::string_view alphabet) {
 
 }  // namespace
 
-Result<RootCredentials> ReadRootCredentials(const std::string& data_dir) {
+Result<RootCredentials> EnvironmentCredentials() {
   const char* access = std::getenv("GRANARY_ACCESS_KEY");
   const char* secret = std::getenv("GRANARY_SECRET_KEY");
-  if ((access && *access) || (secret && *secret)) {
-    if (!access || !*access || !secret || !*secret) {
-      return Status::InvalidArgument("set both GRANARY_ACCESS_KEY and GRANARY_SECRET_KEY, or "
-                                     "neither");
-    }
-    if (std::string_view(secret).size() < 8) {
-      return Status::InvalidArgument("GRANARY_SECRET_KEY must have at least 8 characters");
-    }
-    return RootCredentials{access, secret, ""};
+  if ((!access || !*access) && (!secret || !*secret)) {
+    return Status::NotFound("GRANARY_ACCESS_KEY and GRANARY_SECRET_KEY are not set");
   }
+  if (!access || !*access || !secret || !*secret) {
+    return Status::InvalidArgument("set both GRANARY_ACCESS_KEY and GRANARY_SECRET_KEY, or "
+                                   "neither");
+  }
+  if (std::string_view(secret).size() < 8) {
+    return Status::InvalidArgument("GRANARY_SECRET_KEY must have at least 8 characters");
+  }
+  return RootCredentials{access, secret, ""};
+}
+
+Result<RootCredentials> ReadRootCredentials(const std::string& data_dir) {
+  Result<RootCredentials> from_environment = EnvironmentCredentials();
+  if (from_environment.ok() || !from_environment.status().IsNotFound()) return from_environment;
   std::string path = io::JoinPath(data_dir, kFile);
   auto fs = io::DefaultFileSystem();
   auto text = io::ReadFileToString(*fs, path);

@@ -15,6 +15,11 @@ struct RootCredentials {
   std::string path;  // where they are stored; empty when they came from the environment
 };
 
+// GRANARY_ACCESS_KEY / GRANARY_SECRET_KEY; kNotFound when neither is set, kInvalidArgument when
+// only one is or the secret is too short. A cluster's processes take their shared root
+// credentials from here.
+Result<RootCredentials> EnvironmentCredentials();
+
 // Reads the environment, else DIR/credentials.json; kNotFound when neither has them.
 // kInvalidArgument if only one of the two variables is set or the file is malformed or readable
 // by others. For tools that talk to a server (`granary admin`).

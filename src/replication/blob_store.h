@@ -47,6 +47,9 @@ class BlobStore {
   virtual Status DeleteMany(std::span<const std::string> keys) = 0;
   // Whether the blob exists (no data read).
   virtual bool Exists(std::string_view key) = 0;
+  // Calls `visit` for every blob, in no particular order, reading the disks' record headers.
+  // Blobs written or deleted during the scan may or may not be visited.
+  virtual Status Scan(const std::function<void(std::string_view key, uint64_t size)>& visit) = 0;
 
   virtual BlobStoreStats Stats() = 0;
   // Makes everything durable and closes; later calls fail with kUnavailable.

@@ -70,6 +70,16 @@ class LocalBlobStore final : public BlobStore {
 
   bool Exists(std::string_view key) override { return engines_[DiskOf(key)]->Exists(key); }
 
+  Status Scan(const std::function<void(std::string_view key, uint64_t size)>& visit) override {
+    for (auto& e : engines_) {
+      RETURN_IF_ERROR(e->Scan([&](std::string_view key, const engine::BlobInfo& info) {
+        visit(key, info.size);
+        return true;
+      }));
+    }
+    return Status::OK();
+  }
+
   BlobStoreStats Stats() override {
     BlobStoreStats s;
     for (auto& e : engines_) {

@@ -33,7 +33,7 @@ uint64_t Get64(const char* p) {
 }
 
 constexpr size_t kCrcOffset = 20;
-constexpr Code kLastKnownCode = Code::kNoSuchPool;
+constexpr Code kLastKnownCode = Code::kStaleMap;
 
 }  // namespace
 

@@ -90,7 +90,8 @@ Known DefaultFor(const Status& status) {
     case Code::kUnauthenticated:
     case Code::kPermissionDenied: return {"AccessDenied", 403};
     case Code::kNoSpace: return {"InsufficientStorage", 507};
-    case Code::kUnavailable: return {"ServiceUnavailable", 503};
+    case Code::kUnavailable:
+    case Code::kStaleMap: return {"ServiceUnavailable", 503};
     case Code::kNotSupported: return {"NotImplemented", 501};
     default: return {"InternalError", 500};
   }

@@ -134,13 +134,14 @@ int RunPool(const AdminFlags& flags, PoolVerb verb) {
 
 void AddAdminCommand(CLI::App& app) {
   auto flags = std::make_shared<AdminFlags>();
-  CLI::App* admin = app.add_subcommand("admin", "Manage a running Granary server");
+  CLI::App* admin = app.add_subcommand("admin", "Manage a running Granary server or cluster");
   admin->add_option("--address", flags->address, "the server's native protocol address")
       ->capture_default_str();
   admin->add_option("--data", flags->data_dir,
                     "the server's data directory, for its credentials.json (else "
                     "GRANARY_ACCESS_KEY / GRANARY_SECRET_KEY)");
   admin->require_subcommand(1);
+  AddClusterAdminCommands(*admin);
   CLI::App* pool = admin->add_subcommand("pool", "KV-cache pools");
   pool->require_subcommand(1);
 

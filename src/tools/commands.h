@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace granary::tools {
 
@@ -14,6 +16,15 @@ void AddServerCommand(CLI::App& app);
 
 // `granary admin pool ...` (admin_command.cc).
 void AddAdminCommand(CLI::App& app);
+
+// `granary node ...` and `granary manager ...` (cluster_commands.cc).
+void AddClusterCommands(CLI::App& app);
+// `granary admin status|nodes|drain|undrain --etcd URLS` on the `admin` subcommand
+// (cluster_admin.cc).
+void AddClusterAdminCommands(CLI::App& admin);
+
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> SplitList(const std::string& s);
 
 // `granary bench s3|client ...` on the `bench` subcommand (bench_objects.cc).
 void AddObjectBenchCommands(CLI::App& bench);

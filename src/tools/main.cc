@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   granary::tools::AddServerCommand(app);
   granary::tools::AddAdminCommand(app);
+  granary::tools::AddClusterCommands(app);
   granary::tools::AddBenchCommands(app);
   app.parse_complete_callback([&] { granary::InitLogging(log_level); });
   CLI11_PARSE(app, argc, argv);

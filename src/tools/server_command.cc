@@ -9,6 +9,7 @@
 #include "common/logging.h"
 #include "node/server.h"
 #include "tools/commands.h"
+#include "tools/stop_signals.h"
 
 namespace granary::tools {
 namespace {
@@ -18,16 +19,6 @@ struct ServerFlags {
   std::string disks;
   uint64_t chunk_mib = 4;
 };
-
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 // Many idle S3 connections each hold a descriptor: allow as many as the system lets us.
 void RaiseFileLimit() {
@@ -42,12 +33,7 @@ int RunServer(ServerFlags& flags) {
   RaiseFileLimit();
   // Signals are taken by sigwait below; block them before any thread starts so that every
   // thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = BlockStopSignals();
 
   flags.options.disks = SplitList(flags.disks);
   flags.options.chunk_bytes = flags.chunk_mib << 20;
@@ -77,8 +63,7 @@ int RunServer(ServerFlags& flags) {
   std::printf("%s\n", ready.dump().c_str());
   std::fflush(stdout);
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = WaitForStopSignal(stop_signals);
   GLOG_INFO("signal {}: shutting down", sig);
   Status st = (*server)->Stop();
   if (!st.ok()) {
@@ -90,6 +75,16 @@ int RunServer(ServerFlags& flags) {
 }
 
 }  // namespace
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
 
 void AddServerCommand(CLI::App& app) {
   auto flags = std::make_shared<ServerFlags>();

@@ -56,6 +56,7 @@ class EtcdProcess {
     std::filesystem::remove_all(dir_, ignored);
   }
   const std::string& url() const { return url_; }
+  pid_t pid() const { return pid_; }
 
  private:
   static int FreePort() {

@@ -15,7 +15,7 @@ ALL_CODES = {
     "not_supported", "already_exists", "internal", "precondition_failed", "not_modified",
     "unauthenticated", "permission_denied", "no_such_bucket", "no_such_upload",
     "bucket_not_empty", "invalid_range", "bad_digest", "invalid_part", "entity_too_small",
-    "no_such_pool",
+    "no_such_pool", "stale_map",
 }
 
 

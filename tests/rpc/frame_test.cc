@@ -130,7 +130,7 @@ TEST(FrameTest, HeaderThatDoesNotParse) {
 }
 
 TEST(FrameTest, StatusCrossesIntact) {
-  for (uint32_t c = 0; c <= static_cast<uint32_t>(Code::kNoSuchPool); ++c) {
+  for (uint32_t c = 0; c <= static_cast<uint32_t>(Code::kStaleMap); ++c) {
     Status s = c == 0 ? Status::OK() : Status(static_cast<Code>(c), "message " + std::to_string(c));
     proto::FrameHeader h;
     StatusToHeader(s, &h);

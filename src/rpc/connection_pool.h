@@ -1,4 +1,4 @@
-// ConnectionPool: the client's authenticated connections to one server, at most `max` open at
+// ConnectionPool: authenticated connections to one server (a client's, or a node's to its peers), at most `max` open at
 // once. A request leases a connection, uses it alone and gives it back; a connection that broke
 // or was left in the middle of a request is closed instead of reused.
 //
@@ -12,10 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "granary/client.h"
 #include "rpc/client_connection.h"
 
-namespace granary::client {
+namespace granary::rpc {
 
 class ConnectionPool;
 
@@ -23,7 +22,7 @@ class ConnectionPool;
 class Lease {
  public:
   Lease() = default;
-  Lease(ConnectionPool* pool, std::unique_ptr<rpc::ClientConnection> conn)
+  Lease(ConnectionPool* pool, std::unique_ptr<ClientConnection> conn)
       : pool_(pool), conn_(std::move(conn)) {}
   Lease(Lease&& other) noexcept = default;
   Lease& operator=(Lease&& other) noexcept {
@@ -34,42 +33,44 @@ class Lease {
   }
   ~Lease() { Reset(); }
 
-  rpc::ClientConnection* operator->() const { return conn_.get(); }
-  rpc::ClientConnection* get() const { return conn_.get(); }
+  ClientConnection* operator->() const { return conn_.get(); }
+  ClientConnection* get() const { return conn_.get(); }
   explicit operator bool() const { return conn_ != nullptr; }
   // Gives the connection back now (or closes it if it is not idle).
   void Reset();
 
  private:
   ConnectionPool* pool_ = nullptr;
-  std::unique_ptr<rpc::ClientConnection> conn_;
+  std::unique_ptr<ClientConnection> conn_;
 };
 
 class ConnectionPool {
  public:
-  ConnectionPool(std::string address, Credentials credentials, int max_connections);
+  ConnectionPool(std::string address, std::string access_key, std::string secret_key,
+                 int max_connections);
   ~ConnectionPool();
 
   // An idle connection that still looks alive, or a new one (connect and Hello) while fewer than
   // the maximum are open; otherwise waits for one to be given back. kUnavailable if the server
   // cannot be reached or the deadline passes; kUnauthenticated if it refuses the credentials.
-  Result<Lease> Acquire(rpc::Deadline deadline);
+  Result<Lease> Acquire(Deadline deadline);
 
   const std::string& address() const { return address_; }
 
  private:
   friend class Lease;
-  void Release(std::unique_ptr<rpc::ClientConnection> conn);
+  void Release(std::unique_ptr<ClientConnection> conn);
 
   const std::string address_;
-  const Credentials credentials_;
+  const std::string access_key_;
+  const std::string secret_key_;
   const int max_connections_;
   boost::asio::io_context io_;  // owns the sockets; never run()
 
   std::mutex mu_;
   std::condition_variable released_;
-  std::vector<std::unique_ptr<rpc::ClientConnection>> idle_;  // GUARDED_BY(mu_)
+  std::vector<std::unique_ptr<ClientConnection>> idle_;  // GUARDED_BY(mu_)
   int open_ = 0;  // idle + leased + being connected; GUARDED_BY(mu_)
 };
 
-}  // namespace granary::client
+}  // namespace granary::rpc

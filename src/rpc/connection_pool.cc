@@ -1,14 +1,16 @@
-#include "client/connection_pool.h"
+#include "rpc/connection_pool.h"
 
-namespace granary::client {
+namespace granary::rpc {
 
 void Lease::Reset() {
   if (conn_) pool_->Release(std::move(conn_));
 }
 
-ConnectionPool::ConnectionPool(std::string address, Credentials credentials, int max_connections)
+ConnectionPool::ConnectionPool(std::string address, std::string access_key,
+                               std::string secret_key, int max_connections)
     : address_(std::move(address)),
-      credentials_(std::move(credentials)),
+      access_key_(std::move(access_key)),
+      secret_key_(std::move(secret_key)),
       max_connections_(max_connections) {}
 
 ConnectionPool::~ConnectionPool() {
@@ -16,17 +18,17 @@ ConnectionPool::~ConnectionPool() {
   idle_.clear();
 }
 
-Result<Lease> ConnectionPool::Acquire(rpc::Deadline deadline) {
+Result<Lease> ConnectionPool::Acquire(Deadline deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     while (!idle_.empty()) {
-      std::unique_ptr<rpc::ClientConnection> conn = std::move(idle_.back());
+      std::unique_ptr<ClientConnection> conn = std::move(idle_.back());
       idle_.pop_back();
       if (conn->Reusable()) return Lease(this, std::move(conn));
       --open_;  // closed by the server (restart, idle timeout): drop it and look again
     }
     if (open_ < max_connections_) break;
-    if (deadline == rpc::NoDeadline()) {
+    if (deadline == NoDeadline()) {
       released_.wait(lock);
     } else if (released_.wait_until(lock, deadline) == std::cv_status::timeout) {
       return Status::Unavailable("timed out waiting for one of the " +
@@ -36,8 +38,8 @@ Result<Lease> ConnectionPool::Acquire(rpc::Deadline deadline) {
   }
   ++open_;
   lock.unlock();
-  Result<std::unique_ptr<rpc::ClientConnection>> conn = rpc::ClientConnection::Connect(
-      io_, address_, credentials_.access_key, credentials_.secret_key, deadline);
+  Result<std::unique_ptr<ClientConnection>> conn = ClientConnection::Connect(
+      io_, address_, access_key_, secret_key_, deadline);
   if (!conn.ok()) {
     lock.lock();
     --open_;
@@ -47,7 +49,7 @@ Result<Lease> ConnectionPool::Acquire(rpc::Deadline deadline) {
   return Lease(this, std::move(*conn));
 }
 
-void ConnectionPool::Release(std::unique_ptr<rpc::ClientConnection> conn) {
+void ConnectionPool::Release(std::unique_ptr<ClientConnection> conn) {
   bool reuse = conn->idle();
   if (!reuse) conn.reset();  // closes the socket: the server abandons what was in progress
   std::lock_guard<std::mutex> lock(mu_);
@@ -59,4 +61,4 @@ void ConnectionPool::Release(std::unique_ptr<rpc::ClientConnection> conn) {
   released_.notify_one();
 }
 
-}  // namespace granary::client
+}  // namespace granary::rpc

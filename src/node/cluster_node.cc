@@ -1,0 +1,241 @@
+#include "node/cluster_node.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cluster/cluster_map.h"
+#include "cluster/etcd.h"
+#include "cluster/keys.h"
+#include "cluster/lease_keeper.h"
+#include "common/logging.h"
+#include "replication/chain_replica.h"
+#include "replication/local_blob_store.h"
+#include "rpc/server.h"
+
+namespace granary::node {
+namespace {
+
+constexpr char kIdFile[] = "NODE_ID";
+
+// The node's id: kept in its first disk, chosen at random the first time.
+Result<std::string> LoadNodeId(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / kIdFile).string();
+  std::ifstream in(path);
+  std::string id;
+  if (in && std::getline(in, id) && !id.empty()) return id;
+  std::random_device random;
+  char text[17];
+  std::snprintf(text, sizeof(text), "%08x%08x", random(), random());
+  id = text;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << id << "\n";
+    out.flush();
+    if (!out) return Status::IOError("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::IOError("cannot create " + path + ": " + ec.message());
+  return id;
+}
+
+std::string Hostname() {
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+}  // namespace
+
+struct ClusterNode::Impl {
+  ClusterNodeOptions options;
+  RootCredentials credentials;
+  std::string id;
+  std::unique_ptr<cluster::EtcdClient> etcd;
+  std::unique_ptr<replication::BlobStore> store;
+  std::unique_ptr<cluster::LeaseKeeper> keeper;
+  std::unique_ptr<replication::ChainReplica> replica;
+  std::unique_ptr<rpc::Server> server;
+  std::thread follower;
+
+  std::mutex refresh_mu;
+  int64_t map_revision = 0;  // GUARDED_BY(refresh_mu)
+
+  std::mutex mu;
+  std::condition_variable wake;
+  bool stopping = false;  // GUARDED_BY(mu)
+  std::set<std::pair<uint32_t, uint64_t>> synced;  // follower thread only
+  std::atomic<uint64_t> chains_filled{0};
+  std::atomic<uint64_t> blobs_copied{0};
+
+  cluster::NodeInfo Info() const {
+    cluster::NodeInfo info;
+    info.id = id;
+    info.address = options.advertise;
+    info.host = options.host;
+    info.rack = options.rack;
+    info.zone = options.zone;
+    info.capacity_bytes = store->Stats().capacity_bytes;
+    return info;
+  }
+
+  // Reads the map from etcd and installs it if it changed.
+  void RefreshMap() {
+    std::lock_guard<std::mutex> lock(refresh_mu);
+    Result<std::optional<cluster::KeyValue>> kv = etcd->Get(std::string(cluster::keys::kMap));
+    if (!kv.ok() || !kv->has_value() || (*kv)->mod_revision == map_revision) return;
+    Result<cluster::ClusterMap> map = cluster::ClusterMap::FromJson((*kv)->value);
+    if (!map.ok()) {
+      GLOG_ERROR("cluster map in etcd is unreadable: {}", map.status().ToString());
+      return;
+    }
+    map_revision = (*kv)->mod_revision;
+    replica->SetMap(std::make_shared<const cluster::ClusterMap>(std::move(*map)));
+  }
+
+  // Fills one chain this node is syncing, if any; returns whether it did something.
+  bool SyncOne() {
+    auto map = replica->map();
+    if (map == nullptr) return false;
+    for (const cluster::Chain& chain : map->chains) {
+      for (size_t i = 0; i < chain.syncing.size(); ++i) {
+        if (chain.syncing[i] != id || synced.count({chain.id, chain.syncing_since[i]}) > 0) {
+          continue;
+        }
+        const uint64_t since = chain.syncing_since[i];
+        Result<uint64_t> copied = replica->Sync(chain.id, since);
+        if (!copied.ok()) {
+          GLOG_WARN("sync of chain {} (since version {}) failed, will retry: {}", chain.id, since,
+                    copied.status().ToString());
+          return false;
+        }
+        Result<int64_t> reported =
+            etcd->Put(cluster::keys::Synced(chain.id, id), std::to_string(since));
+        if (!reported.ok()) return false;
+        synced.insert({chain.id, since});
+        chains_filled.fetch_add(1);
+        blobs_copied.fetch_add(*copied);
+        GLOG_INFO("chain {} filled: {} blobs copied (since version {})", chain.id, *copied, since);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void Follow() {
+    for (;;) {
+      RefreshMap();
+      const bool busy = SyncOne();
+      std::unique_lock<std::mutex> lock(mu);
+      if (wake.wait_for(lock, std::chrono::milliseconds(busy ? 0 : options.poll_ms),
+                        [this] { return stopping; })) {
+        return;
+      }
+    }
+  }
+};
+
+ClusterNode::ClusterNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ClusterNode::~ClusterNode() { (void)Stop(); }
+
+const std::string& ClusterNode::id() const { return impl_->id; }
+uint16_t ClusterNode::port() const { return impl_->server->port(); }
+replication::BlobStore& ClusterNode::store() { return *impl_->store; }
+
+ClusterNodeStats ClusterNode::Stats() const {
+  ClusterNodeStats stats;
+  stats.chains_filled = impl_->chains_filled.load();
+  stats.blobs_copied = impl_->blobs_copied.load();
+  stats.blobs_repaired = impl_->replica->repaired();
+  stats.lease_held = impl_->keeper->Held();
+  return stats;
+}
+
+Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions options,
+                                                        RootCredentials credentials) {
+  if (options.disks.empty()) {
+    return Status::InvalidArgument("a node needs at least one data directory: --data DIR[,DIR]");
+  }
+  auto impl = std::make_unique<Impl>();
+  if (options.advertise.empty()) options.advertise = options.listen;
+  if (options.advertise.starts_with("0.0.0.0:") || options.advertise.starts_with("[::]:")) {
+    return Status::InvalidArgument("--listen " + options.listen +
+                                   " is every address: say which one others dial with "
+                                   "--advertise HOST:PORT");
+  }
+  if (options.host.empty()) options.host = Hostname();
+  for (const std::string& disk : options.disks) {
+    std::error_code ec;
+    std::filesystem::create_directories(disk, ec);
+    if (ec) return Status::IOError("cannot create " + disk + ": " + ec.message());
+  }
+  ASSIGN_OR_RETURN(impl->id, LoadNodeId(options.disks.front()));
+  ASSIGN_OR_RETURN(impl->etcd, cluster::EtcdClient::Create(options.etcd));
+  replication::LocalBlobStoreOptions store_options;
+  store_options.disks = options.disks;
+  ASSIGN_OR_RETURN(impl->store, replication::OpenLocalBlobStore(store_options));
+  impl->options = std::move(options);
+  impl->credentials = std::move(credentials);
+
+  Impl* self = impl.get();
+  impl->keeper = std::make_unique<cluster::LeaseKeeper>(
+      *impl->etcd, impl->options.lease_ttl_seconds, [self](int64_t lease) {
+        return self->etcd->Put(cluster::keys::Node(self->id), NodeInfoToJson(self->Info()), lease)
+            .status();
+      });
+  replication::ChainReplicaOptions replica_options;
+  replica_options.node_id = impl->id;
+  replica_options.access_key = impl->credentials.access_key;
+  replica_options.secret_key = impl->credentials.secret_key;
+  impl->replica = std::make_unique<replication::ChainReplica>(
+      *impl->store, replica_options, [self] { return self->keeper->Held(); },
+      [self] { self->RefreshMap(); });
+
+  rpc::ServerOptions server_options;
+  server_options.listen = impl->options.listen;
+  server_options.secrets = RootSecretLookup(impl->credentials);
+  replication::ChainReplica* replica = impl->replica.get();
+  ASSIGN_OR_RETURN(impl->server,
+                   rpc::Server::Start(server_options, [replica](rpc::ServerCall& call) {
+                     if (replica->Handles(call.method())) return replica->Handle(call);
+                     return call.Respond(Status::NotSupported(
+                         "method " + std::to_string(call.method()) +
+                         " is not served by a storage node: use a gateway's S3 address"));
+                   }));
+  if (impl->options.advertise.ends_with(":0")) {
+    impl->options.advertise = impl->options.advertise.substr(0, impl->options.advertise.size() - 1) +
+                              std::to_string(impl->server->port());
+  }
+  impl->RefreshMap();
+  impl->keeper->Start();
+  impl->follower = std::thread([self] { self->Follow(); });
+  GLOG_INFO("node {} serving on {} (rack {}, zone {}, host {})", impl->id,
+            impl->options.advertise, impl->options.rack, impl->options.zone, impl->options.host);
+  return std::unique_ptr<ClusterNode>(new ClusterNode(std::move(impl)));
+}
+
+Status ClusterNode::Stop() {
+  if (impl_ == nullptr) return Status::OK();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_all();
+  if (impl_->follower.joinable()) impl_->follower.join();
+  impl_->keeper->Stop(/*revoke=*/true);
+  impl_->server->Stop();
+  Status closed = impl_->store->Close();
+  impl_.reset();
+  return closed;
+}
+
+}  // namespace granary::node

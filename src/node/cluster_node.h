@@ -1,0 +1,65 @@
+// ClusterNode: a storage node of a cluster (`granary node`). It opens a blob engine on each of
+// its disks, serves the chain methods (replication/chain_replica.h) on its address, registers
+// itself in etcd under a lease, follows the cluster map the manager writes, and fills the chains
+// the map adds it to as a syncing member, reporting each finished sync.
+//
+// Thread-safe: Start and Stop from one thread; the node runs on threads of its own.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "node/credentials.h"
+
+namespace granary::replication {
+class BlobStore;
+}
+
+namespace granary::node {
+
+struct ClusterNodeStats {
+  uint64_t chains_filled = 0;  // syncs finished and reported
+  uint64_t blobs_copied = 0;   // blobs copied in by those syncs
+  uint64_t blobs_repaired = 0;  // damaged copies replaced from another member
+  bool lease_held = false;
+};
+
+struct ClusterNodeOptions {
+  std::string etcd;                // comma-separated endpoints
+  std::vector<std::string> disks;  // data directories; the first holds the node's id
+  std::string listen = "127.0.0.1:9200";
+  std::string advertise;  // the address others dial; default: `listen`
+  std::string host;       // default: the machine's hostname
+  std::string rack = "default";
+  std::string zone = "default";
+  int lease_ttl_seconds = 3;
+  int poll_ms = 250;  // how often the map is read from etcd
+};
+
+class ClusterNode {
+ public:
+  // Opens the disks and starts serving; registration and sync then proceed in the background.
+  static Result<std::unique_ptr<ClusterNode>> Start(ClusterNodeOptions options,
+                                                    RootCredentials credentials);
+  ~ClusterNode();
+
+  const std::string& id() const;
+  uint16_t port() const;
+  ClusterNodeStats Stats() const;
+  // The node's own blobs (for inspection; writes belong to the chains).
+  replication::BlobStore& store();
+  // Leaves the cluster (revokes the lease, so the manager sees it gone at once), stops serving
+  // and closes the disks.
+  Status Stop();
+
+  struct Impl;
+
+ private:
+  explicit ClusterNode(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace granary::node

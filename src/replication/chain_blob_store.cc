@@ -1,0 +1,187 @@
+#include "replication/chain_blob_store.h"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "cluster/etcd.h"
+#include "cluster/keys.h"
+#include "common/hash.h"
+#include "proto/chain.pb.h"
+#include "replication/peer_call.h"
+
+namespace granary::replication {
+namespace {
+
+using cluster::ClusterMap;
+using Clock = std::chrono::steady_clock;
+
+// Worth another try, with a fresh map: the request reached the wrong node or none.
+bool Retryable(const Status& status) {
+  return status.code() == Code::kStaleMap || status.code() == Code::kUnavailable;
+}
+
+class ChainBlobStore final : public BlobStore {
+ public:
+  ChainBlobStore(ChainBlobStoreOptions options, std::unique_ptr<cluster::EtcdClient> etcd)
+      : options_(std::move(options)),
+        etcd_(std::move(etcd)),
+        peers_(options_.access_key, options_.secret_key, options_.connections_per_node) {}
+
+  Status Refresh() {
+    ASSIGN_OR_RETURN(auto kv, etcd_->Get(std::string(cluster::keys::kMap)));
+    if (!kv.has_value()) {
+      return Status::Unavailable("the cluster has no map yet: start a manager and at least as "
+                                 "many nodes as its --replicas");
+    }
+    ASSIGN_OR_RETURN(ClusterMap map, ClusterMap::FromJson(kv->value));
+    if (map.chains.empty()) return Status::Unavailable("the cluster map has no chains");
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_ == nullptr || map.epoch > map_->epoch) {
+      map_ = std::make_shared<const ClusterMap>(std::move(map));
+    }
+    return Status::OK();
+  }
+
+  Status PutMany(std::span<const std::pair<std::string, std::string_view>> blobs) override {
+    for (const auto& [key, value] : blobs) RETURN_IF_ERROR(Write(key, value, false));
+    return Status::OK();
+  }
+
+  void PutAsync(std::string key, std::string value, std::function<void(Status)> done) override {
+    done(Write(key, value, false));
+  }
+
+  Result<size_t> ReadInto(std::string_view key, uint64_t offset, std::span<char> dst) override {
+    if (dst.empty()) return size_t{0};
+    ASSIGN_OR_RETURN(PeerAnswer answer, Read(key, offset, dst.size(), dst));
+    return answer.payload_size;
+  }
+
+  std::vector<Result<std::string>> GetMany(std::span<const std::string> keys) override {
+    std::vector<Result<std::string>> out;
+    for (const std::string& key : keys) {
+      Result<PeerAnswer> answer = Read(key, 0, 0, {});
+      if (answer.ok()) {
+        out.emplace_back(std::move(answer->payload));
+      } else {
+        out.emplace_back(answer.status());
+      }
+    }
+    return out;
+  }
+
+  Status DeleteMany(std::span<const std::string> keys) override {
+    for (const std::string& key : keys) RETURN_IF_ERROR(Write(key, {}, true));
+    return Status::OK();
+  }
+
+  bool Exists(std::string_view key) override {
+    char byte;
+    return Read(key, 0, 1, std::span<char>(&byte, 1)).ok();
+  }
+
+  Status Scan(const std::function<void(std::string_view, uint64_t)>&) override {
+    return Status::NotSupported("a cluster's blobs are listed per chain by its nodes");
+  }
+
+  BlobStoreStats Stats() override { return {}; }  // held by the nodes, not by this process
+
+  Status Close() override {
+    closed_ = true;
+    return Status::OK();
+  }
+
+ private:
+  std::shared_ptr<const ClusterMap> Map() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_;
+  }
+
+  // Runs `attempt` with the current map until it succeeds, fails for good, or time runs out.
+  template <typename T, typename F>
+  Result<T> WithRetries(F attempt) {
+    if (closed_) return Status::Unavailable("blob store is closed");
+    const Clock::time_point give_up = Clock::now() + std::chrono::milliseconds(options_.retry_ms);
+    for (int round = 0;; ++round) {
+      Result<T> result = attempt(*Map());
+      if (result.ok() || !Retryable(result.status()) || Clock::now() >= give_up) return result;
+      if (result.status().code() != Code::kStaleMap || round > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500, 20 << std::min(round, 5))));
+      }
+      (void)Refresh();
+    }
+  }
+
+  Status Write(std::string_view key, std::string_view value, bool remove) {
+    return WithRetries<bool>([&](const ClusterMap& map) -> Result<bool> {
+             const cluster::Chain& chain = map.ChainOf(key);
+             const cluster::NodeInfo* head =
+                 chain.members.empty() ? nullptr : map.FindNode(chain.members.front());
+             if (head == nullptr || head->state == cluster::NodeState::kDown) {
+               return Status::Unavailable("chain " + std::to_string(chain.id) +
+                                          " has no live head");
+             }
+             proto::ChainWriteRequest request;
+             request.set_chain(chain.id);
+             request.set_version(chain.version);
+             request.set_key(std::string(key));
+             request.set_remove(remove);
+             ASSIGN_OR_RETURN(PeerAnswer answer,
+                              CallPeer(peers_.Of(head->address), proto::CHAIN_WRITE, request,
+                                       value, rpc::DeadlineAfterMs(options_.retry_ms)));
+             RETURN_IF_ERROR(answer.status);
+             return true;
+           })
+        .status();
+  }
+
+  // Reads from the chain's serving members, starting at one chosen by the key so reads spread.
+  Result<PeerAnswer> Read(std::string_view key, uint64_t offset, uint64_t length,
+                          std::span<char> into) {
+    return WithRetries<PeerAnswer>([&](const ClusterMap& map) -> Result<PeerAnswer> {
+      const cluster::Chain& chain = map.ChainOf(key);
+      proto::ChainReadRequest request;
+      request.set_chain(chain.id);
+      request.set_version(chain.version);
+      request.set_key(std::string(key));
+      request.set_offset(offset);
+      request.set_length(length);
+      Status last = Status::Unavailable("chain " + std::to_string(chain.id) +
+                                        " has no live member");
+      const size_t n = chain.members.size();
+      const size_t first = n == 0 ? 0 : HashKey(key).lo % n;
+      for (size_t i = 0; i < n; ++i) {
+        const cluster::NodeInfo* node = map.FindNode(chain.members[(first + i) % n]);
+        if (node == nullptr || node->state == cluster::NodeState::kDown) continue;
+        Result<PeerAnswer> answer =
+            CallPeer(peers_.Of(node->address), proto::CHAIN_READ, request, {},
+                     rpc::DeadlineAfterMs(options_.retry_ms), into);
+        if (answer.ok() && answer->status.ok()) return answer;
+        last = answer.ok() ? answer->status : answer.status();
+        // Another member may have an intact copy; a missing blob is missing everywhere.
+        if (last.code() == Code::kNotFound || last.code() == Code::kInvalidArgument) return last;
+      }
+      return last;
+    });
+  }
+
+  const ChainBlobStoreOptions options_;
+  const std::unique_ptr<cluster::EtcdClient> etcd_;
+  PeerPools peers_;
+  std::atomic<bool> closed_{false};
+  std::mutex mu_;
+  std::shared_ptr<const ClusterMap> map_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace
+
+Result<std::unique_ptr<BlobStore>> OpenChainBlobStore(ChainBlobStoreOptions options) {
+  ASSIGN_OR_RETURN(auto etcd, cluster::EtcdClient::Create(options.etcd));
+  auto store = std::make_unique<ChainBlobStore>(std::move(options), std::move(etcd));
+  RETURN_IF_ERROR(store->Refresh());
+  return std::unique_ptr<BlobStore>(std::move(store));
+}
+
+}  // namespace granary::replication

@@ -1,0 +1,115 @@
+// `granary node` and `granary manager`: the processes of a cluster (docs/design/cluster.md).
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "common/logging.h"
+#include "manager/manager.h"
+#include "node/cluster_node.h"
+#include "tools/commands.h"
+#include "tools/stop_signals.h"
+
+namespace granary::tools {
+namespace {
+
+struct NodeFlags {
+  node::ClusterNodeOptions options;
+  std::string data;
+};
+
+int Fail(std::string_view what, const Status& status) {
+  GLOG_ERROR("{}: {}", what, status.ToString());
+  std::fprintf(stderr, "error: %s: %s\n", std::string(what).c_str(), status.ToString().c_str());
+  return 1;
+}
+
+// The cluster's root credentials, which every node, manager and gateway must share.
+Result<node::RootCredentials> ClusterCredentials() {
+  Result<node::RootCredentials> creds = node::EnvironmentCredentials();
+  if (creds.status().IsNotFound()) {
+    return Status::InvalidArgument(
+        "set GRANARY_ACCESS_KEY and GRANARY_SECRET_KEY to the cluster's root credentials, the "
+        "same on every node and gateway");
+  }
+  return creds;
+}
+
+int RunNode(NodeFlags& flags) {
+  const sigset_t stop_signals = BlockStopSignals();
+  Result<node::RootCredentials> creds = ClusterCredentials();
+  if (!creds.ok()) return Fail("granary node cannot start", creds.status());
+  flags.options.disks = SplitList(flags.data);
+  auto node = node::ClusterNode::Start(flags.options, std::move(*creds));
+  if (!node.ok()) return Fail("granary node cannot start", node.status());
+  nlohmann::json ready = {{"event", "ready"}, {"node", (*node)->id()}, {"port", (*node)->port()}};
+  std::printf("%s\n", ready.dump().c_str());
+  std::fflush(stdout);
+  const int sig = WaitForStopSignal(stop_signals);
+  GLOG_INFO("signal {}: leaving the cluster", sig);
+  Status stopped = (*node)->Stop();
+  if (!stopped.ok()) return Fail("granary node did not stop cleanly", stopped);
+  return 0;
+}
+
+int RunManager(manager::ManagerOptions& options) {
+  const sigset_t stop_signals = BlockStopSignals();
+  auto manager = manager::Manager::Start(options);
+  if (!manager.ok()) return Fail("granary manager cannot start", manager.status());
+  std::printf("%s\n", nlohmann::json({{"event", "ready"}}).dump().c_str());
+  std::fflush(stdout);
+  const int sig = WaitForStopSignal(stop_signals);
+  GLOG_INFO("signal {}: stopping", sig);
+  (*manager)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+void AddClusterCommands(CLI::App& app) {
+  auto node_flags = std::make_shared<NodeFlags>();
+  CLI::App* node = app.add_subcommand(
+      "node", "Run a storage node of a cluster: its disks hold replicas of the cluster's chains");
+  node->add_option("--etcd", node_flags->options.etcd, "etcd endpoints: http://HOST:PORT[,...]")
+      ->required();
+  node->add_option("--data", node_flags->data, "data directories, one blob engine each: DIR[,DIR]")
+      ->required();
+  node->add_option("--listen", node_flags->options.listen, "address to serve on (host:port)")
+      ->capture_default_str();
+  node->add_option("--advertise", node_flags->options.advertise,
+                   "address other processes dial (default: --listen)");
+  node->add_option("--rack", node_flags->options.rack, "the rack this host is in")
+      ->capture_default_str();
+  node->add_option("--zone", node_flags->options.zone, "the zone this host is in")
+      ->capture_default_str();
+  node->add_option("--host", node_flags->options.host, "this host's name (default: hostname)");
+  node->add_option("--lease-ttl", node_flags->options.lease_ttl_seconds,
+                   "seconds without contact to etcd before the node counts as dead")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60));
+  node->callback([node_flags] { ExitCode() = RunNode(*node_flags); });
+
+  auto manager_options = std::make_shared<manager::ManagerOptions>();
+  CLI::App* manager = app.add_subcommand(
+      "manager", "Run a cluster manager: one leader (elected in etcd) places chains, detects "
+                 "failures and schedules repair; the others stand by");
+  manager->add_option("--etcd", manager_options->etcd, "etcd endpoints: http://HOST:PORT[,...]")
+      ->required();
+  manager->add_option("--id", manager_options->id, "this manager's name (default: host:pid)");
+  manager->add_option("--replicas", manager_options->replicas, "copies of each chain")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5));
+  manager->add_option("--chains", manager_options->chains,
+                      "number of chains, fixed when the cluster is created")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  manager->add_option("--lease-ttl", manager_options->lease_ttl_seconds,
+                      "seconds without contact to etcd before a standby takes over")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60));
+  manager->add_option("--max-moves", manager_options->max_moves,
+                      "chains moved at once when rebalancing")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  manager->callback([manager_options] { ExitCode() = RunManager(*manager_options); });
+}
+
+}  // namespace granary::tools

@@ -1,0 +1,244 @@
+// A cluster in one process: a real etcd, storage nodes on 127.0.0.1, a manager, and the chain
+// blob store a gateway uses. (Separate hosts, racks and kill -9 are tested in network
+// namespaces by tests/python/test_cluster.py.)
+#include "node/cluster_node.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "cluster/cluster_map.h"
+#include "cluster/etcd_fixture.h"
+#include "cluster/keys.h"
+#include "manager/manager.h"
+#include "replication/blob_store.h"
+#include "replication/chain_blob_store.h"
+
+namespace granary::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kAccess[] = "cluster-root";
+constexpr char kSecret[] = "cluster-secret-key";
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return done();
+}
+
+std::string Value(int i) { return std::string(100 + (i * 7919) % 50'000, static_cast<char>('a' + i % 26)); }
+
+class ClusterNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("granary-cluster-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    etcd_client_ = std::move(*cluster::EtcdClient::Create(etcd_.url()));
+  }
+  void TearDown() override {
+    if (manager_) manager_->Stop();
+    for (auto& n : nodes_) {
+      if (n) (void)n->Stop();
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Starts node `name` (its own host) on `rack`; its data stays in dir_/name across restarts.
+  ClusterNode* StartNode(const std::string& name, const std::string& rack) {
+    ClusterNodeOptions o;
+    o.etcd = etcd_.url();
+    o.disks = {(dir_ / name).string()};
+    o.listen = "127.0.0.1:0";
+    o.host = name;
+    o.rack = rack;
+    o.lease_ttl_seconds = 2;
+    o.poll_ms = 50;
+    auto node = ClusterNode::Start(o, RootCredentials{kAccess, kSecret, ""});
+    EXPECT_TRUE(node.ok()) << node.status().ToString();
+    nodes_.push_back(std::move(*node));
+    return nodes_.back().get();
+  }
+
+  void StartManager(int replicas, uint32_t chains) {
+    manager::ManagerOptions o;
+    o.etcd = etcd_.url();
+    o.replicas = replicas;
+    o.chains = chains;
+    o.lease_ttl_seconds = 2;
+    o.interval_ms = 50;
+    manager_ = std::move(*manager::Manager::Start(o));
+  }
+
+  cluster::ClusterMap Map() {
+    auto kv = etcd_client_->Get(std::string(cluster::keys::kMap));
+    if (!kv.ok() || !kv->has_value()) return {};
+    return *cluster::ClusterMap::FromJson((*kv)->value);
+  }
+
+  // Every chain has `replicas` serving members and none syncing.
+  bool Settled(size_t replicas) {
+    cluster::ClusterMap map = Map();
+    if (map.chains.empty()) return false;
+    for (const auto& c : map.chains) {
+      if (c.members.size() != replicas || !c.syncing.empty() || !c.leaving.empty()) return false;
+    }
+    return true;
+  }
+
+  // Nodes a, b, c on racks ra, rb, rc, a manager for 3 replicas of 8 chains, and a store.
+  std::unique_ptr<replication::BlobStore> StartThreeRacks() {
+    StartNode("a", "ra");
+    StartNode("b", "rb");
+    StartNode("c", "rc");
+    StartManager(3, 8);
+    return OpenStore();
+  }
+
+  std::unique_ptr<replication::BlobStore> OpenStore(int retry_ms = 30'000) {
+    replication::ChainBlobStoreOptions o;
+    o.etcd = etcd_.url();
+    o.access_key = kAccess;
+    o.secret_key = kSecret;
+    o.retry_ms = retry_ms;
+    std::unique_ptr<replication::BlobStore> store;
+    EXPECT_TRUE(WaitFor([&] {
+      auto opened = replication::OpenChainBlobStore(o);
+      if (opened.ok()) store = std::move(*opened);
+      return store != nullptr;
+    }));
+    return store;
+  }
+
+  void PutRange(replication::BlobStore& store, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string value = Value(i);
+      std::pair<std::string, std::string_view> blob{"blob/" + std::to_string(i), value};
+      ASSERT_TRUE(store.PutMany(std::span(&blob, 1)).ok()) << i;
+    }
+  }
+
+  void ExpectReadable(replication::BlobStore& store, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string key = "blob/" + std::to_string(i);
+      auto got = store.GetMany(std::span<const std::string>(&key, 1));
+      ASSERT_TRUE(got[0].ok()) << key << ": " << got[0].status().ToString();
+      EXPECT_EQ(*got[0], Value(i)) << key;
+    }
+  }
+
+  cluster::EtcdProcess etcd_;
+  std::unique_ptr<cluster::EtcdClient> etcd_client_;
+  std::filesystem::path dir_;
+  std::vector<std::unique_ptr<ClusterNode>> nodes_;
+  std::unique_ptr<manager::Manager> manager_;
+};
+
+TEST_F(ClusterNodeTest, WritesReachEveryReplicaAndALostOneIsRebuilt) {
+  auto store = StartThreeRacks();
+  ASSERT_NE(store, nullptr);
+  PutRange(*store, 0, 60);
+  for (auto& n : nodes_) {
+    for (int i = 0; i < 60; ++i) EXPECT_TRUE(n->store().Exists("blob/" + std::to_string(i)));
+  }
+  // A range read from a replica.
+  char buf[10];
+  auto n = store->ReadInto("blob/3", 5, buf);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(buf, *n), Value(3).substr(5, 10));
+  EXPECT_EQ(store->GetMany(std::vector<std::string>{"blob/none"})[0].status().code(),
+            Code::kNotFound);
+
+  // Node c leaves: reads and writes go on with two replicas.
+  ASSERT_TRUE(nodes_[2]->Stop().ok());
+  nodes_[2].reset();
+  ExpectReadable(*store, 0, 60);
+  PutRange(*store, 60, 100);
+  ASSERT_TRUE(WaitFor([&] { return Settled(2); }));
+
+  // A new node on c's rack takes c's place in every chain and is filled with everything.
+  ClusterNode* d = StartNode("d", "rc");
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }, 30s));
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(d->store().Exists("blob/" + std::to_string(i))) << i;
+  EXPECT_EQ(d->Stats().chains_filled, 8u);
+  EXPECT_EQ(d->Stats().blobs_copied, 100u);
+  ExpectReadable(*store, 0, 100);
+}
+
+TEST_F(ClusterNodeTest, ReturningNodeCopiesOnlyWhatItMissed) {
+  auto store = StartThreeRacks();
+  ASSERT_NE(store, nullptr);
+  PutRange(*store, 0, 50);
+  ASSERT_TRUE(nodes_[2]->Stop().ok());
+  nodes_[2].reset();
+  ASSERT_TRUE(WaitFor([&] { return Settled(2); }));
+  // While c is away: 20 new blobs, 10 old ones deleted.
+  PutRange(*store, 50, 70);
+  std::vector<std::string> gone;
+  for (int i = 0; i < 10; ++i) gone.push_back("blob/" + std::to_string(i));
+  ASSERT_TRUE(store->DeleteMany(gone).ok());
+
+  ClusterNode* c = StartNode("c", "rc");
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }, 30s));
+  EXPECT_EQ(c->Stats().blobs_copied, 20u);
+  for (int i = 0; i < 70; ++i) {
+    EXPECT_EQ(c->store().Exists("blob/" + std::to_string(i)), i >= 10) << i;
+  }
+  ExpectReadable(*store, 10, 70);
+}
+
+TEST_F(ClusterNodeTest, NodeWithoutItsLeaseRefusesWrites) {
+  ClusterNode* a = StartNode("a", "ra");
+  StartManager(1, 4);
+  auto store = OpenStore(/*retry_ms=*/1500);
+  ASSERT_NE(store, nullptr);
+  PutRange(*store, 0, 5);
+  // etcd stops answering: the node's lease runs out, and with it the node's right to write.
+  ASSERT_EQ(kill(etcd_.pid(), SIGSTOP), 0);
+  EXPECT_TRUE(WaitFor([&] { return !a->Stats().lease_held; }, 10s));
+  std::pair<std::string, std::string_view> blob{"late", "value"};
+  Status refused = store->PutMany(std::span(&blob, 1));
+  EXPECT_EQ(refused.code(), Code::kUnavailable) << refused.ToString();
+  // Reads of what is acknowledged still work.
+  ExpectReadable(*store, 0, 5);
+  ASSERT_EQ(kill(etcd_.pid(), SIGCONT), 0);
+  EXPECT_TRUE(WaitFor([&] { return a->Stats().lease_held; }, 10s));
+  EXPECT_TRUE(WaitFor([&] { return store->PutMany(std::span(&blob, 1)).ok(); }, 15s));
+}
+
+TEST_F(ClusterNodeTest, DrainedNodeEmptiesAndDataStaysReadable) {
+  StartNode("a", "ra");
+  StartNode("b", "rb");
+  StartNode("c", "rc");
+  ClusterNode* d = StartNode("d", "rd");
+  StartManager(3, 8);
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }));
+  PutRange(*store, 0, 40);
+  ASSERT_TRUE(etcd_client_->Put(cluster::keys::Drain(d->id()), "1").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    cluster::ClusterMap map = Map();
+    if (!Settled(3)) return false;
+    for (const auto& chain : map.chains) {
+      if (chain.Contains(d->id())) return false;
+    }
+    return true;
+  }, 30s));
+  ExpectReadable(*store, 0, 40);
+  PutRange(*store, 40, 50);
+  ExpectReadable(*store, 40, 50);
+}
+
+}  // namespace
+}  // namespace granary::node
