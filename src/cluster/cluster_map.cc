@@ -27,7 +27,8 @@ json NodeJson(const NodeInfo& n) {
           {"rack", n.rack},
           {"zone", n.zone},
           {"state", NodeStateName(n.state)},
-          {"capacity_bytes", n.capacity_bytes}};
+          {"capacity_bytes", n.capacity_bytes},
+          {"used_bytes", n.used_bytes}};
 }
 
 // REQUIRES: called inside a try block (json::at throws on a missing field).
@@ -40,6 +41,7 @@ Result<NodeInfo> NodeFromJson(const json& n) {
   node.zone = n.at("zone").get<std::string>();
   ASSIGN_OR_RETURN(node.state, ParseState(n.at("state").get<std::string>()));
   node.capacity_bytes = n.at("capacity_bytes").get<uint64_t>();
+  node.used_bytes = n.value("used_bytes", uint64_t{0});
   return node;
 }
 

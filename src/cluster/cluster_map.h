@@ -38,6 +38,7 @@ struct NodeInfo {
   std::string zone;
   NodeState state = NodeState::kUp;
   uint64_t capacity_bytes = 0;  // of all its disks
+  uint64_t used_bytes = 0;      // live blob bytes, as the node last reported (0 in the map)
 };
 
 struct Chain {

@@ -88,6 +88,7 @@ bool UpdateNodes(ClusterMap& map, const Observation& observed) {
   for (NodeInfo node : observed.alive) {
     alive.insert(node.id);
     node.state = observed.drain.count(node.id) > 0 ? NodeState::kDraining : NodeState::kUp;
+    node.used_bytes = 0;  // changes all the time; nodes report it in their own keys
     NodeInfo* existing = map.FindNode(node.id);
     if (existing == nullptr) {
       auto at = std::lower_bound(map.nodes.begin(), map.nodes.end(), node.id,
@@ -95,9 +96,8 @@ bool UpdateNodes(ClusterMap& map, const Observation& observed) {
       map.nodes.insert(at, std::move(node));
       changed = true;
     } else if (std::tie(existing->address, existing->host, existing->rack, existing->zone,
-                        existing->state, existing->capacity_bytes) !=
-               std::tie(node.address, node.host, node.rack, node.zone, node.state,
-                        node.capacity_bytes)) {
+                        existing->state) !=
+               std::tie(node.address, node.host, node.rack, node.zone, node.state)) {
       *existing = std::move(node);
       changed = true;
     }

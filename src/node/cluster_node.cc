@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -75,6 +76,12 @@ struct ClusterNode::Impl {
   bool stopping = false;  // GUARDED_BY(mu)
   std::set<std::pair<uint32_t, uint64_t>> synced;  // follower thread only
   std::atomic<uint64_t> chains_filled{0};
+  std::atomic<uint64_t> blobs_reclaimed{0};
+  // Follower thread only: when this node was first seen out of each chain, and the chains whose
+  // blobs it reclaimed since.
+  std::map<uint32_t, std::chrono::steady_clock::time_point> left;
+  std::set<uint32_t> reclaimed;
+  std::chrono::steady_clock::time_point next_report;
   std::atomic<uint64_t> blobs_copied{0};
 
   cluster::NodeInfo Info() const {
@@ -84,7 +91,9 @@ struct ClusterNode::Impl {
     info.host = options.host;
     info.rack = options.rack;
     info.zone = options.zone;
-    info.capacity_bytes = store->Stats().capacity_bytes;
+    const replication::BlobStoreStats stats = store->Stats();
+    info.capacity_bytes = stats.capacity_bytes;
+    info.used_bytes = stats.live_bytes;
     return info;
   }
 
@@ -131,10 +140,62 @@ struct ClusterNode::Impl {
     return false;
   }
 
+  // Reports the node's usage in its registration every few seconds.
+  void Report() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_report) return;
+    next_report = now + std::chrono::seconds(2);
+    const int64_t lease = keeper->lease();
+    if (lease != 0 && keeper->Held()) {
+      (void)etcd->Put(cluster::keys::Node(id), NodeInfoToJson(Info()), lease);
+    }
+  }
+
+  // Deletes the blobs of chains this node left more than gc_delay ago: the chain's other
+  // members have every one of them (a chain never loses its last serving member). The delay
+  // spares a node that is about to be given its chain back.
+  void Reclaim() {
+    auto map = replica->map();
+    if (map == nullptr) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::set<uint32_t> due;
+    for (const cluster::Chain& chain : map->chains) {
+      if (chain.Contains(id)) {
+        left.erase(chain.id);
+      } else if (left.emplace(chain.id, now).second) {
+        // just noticed
+      } else if (now - left[chain.id] >= std::chrono::milliseconds(options.gc_delay_ms) &&
+                 reclaimed.count(chain.id) == 0) {
+        due.insert(chain.id);
+      }
+    }
+    for (const cluster::Chain& chain : map->chains) {
+      if (chain.Contains(id)) reclaimed.erase(chain.id);
+    }
+    if (due.empty()) return;
+    std::vector<std::string> garbage;
+    Status scanned = store->Scan([&](std::string_view key, uint64_t) {
+      if (due.count(cluster::ChainIndex(key, map->chains.size())) > 0) garbage.emplace_back(key);
+    });
+    if (scanned.ok()) scanned = store->DeleteMany(garbage);
+    if (!scanned.ok()) {
+      GLOG_WARN("reclaiming blobs of chains this node left failed: {}", scanned.ToString());
+      return;
+    }
+    reclaimed.insert(due.begin(), due.end());
+    blobs_reclaimed.fetch_add(garbage.size());
+    if (!garbage.empty()) {
+      GLOG_INFO("reclaimed {} blobs of {} chains this node no longer serves", garbage.size(),
+                due.size());
+    }
+  }
+
   void Follow() {
     for (;;) {
       RefreshMap();
       const bool busy = SyncOne();
+      Reclaim();
+      Report();
       std::unique_lock<std::mutex> lock(mu);
       if (wake.wait_for(lock, std::chrono::milliseconds(busy ? 0 : options.poll_ms),
                         [this] { return stopping; })) {
@@ -156,6 +217,7 @@ ClusterNodeStats ClusterNode::Stats() const {
   stats.chains_filled = impl_->chains_filled.load();
   stats.blobs_copied = impl_->blobs_copied.load();
   stats.blobs_repaired = impl_->replica->repaired();
+  stats.blobs_reclaimed = impl_->blobs_reclaimed.load();
   stats.lease_held = impl_->keeper->Held();
   return stats;
 }

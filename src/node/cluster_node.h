@@ -24,6 +24,7 @@ struct ClusterNodeStats {
   uint64_t chains_filled = 0;  // syncs finished and reported
   uint64_t blobs_copied = 0;   // blobs copied in by those syncs
   uint64_t blobs_repaired = 0;  // damaged copies replaced from another member
+  uint64_t blobs_reclaimed = 0;  // blobs of chains this node left, deleted
   bool lease_held = false;
 };
 
@@ -37,6 +38,8 @@ struct ClusterNodeOptions {
   std::string zone = "default";
   int lease_ttl_seconds = 3;
   int poll_ms = 250;  // how often the map is read from etcd
+  // How long after leaving a chain the node deletes its blobs of that chain.
+  int gc_delay_ms = 30'000;
 };
 
 class ClusterNode {

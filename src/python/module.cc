@@ -10,6 +10,8 @@ namespace granary::python {
 void RegisterKv(py::module_& m);
 // granary._granary.Checkpointer (checkpoint.cc).
 void RegisterCheckpoint(py::module_& m);
+// granary._granary.ClusterBlobs (cluster.cc).
+void RegisterCluster(py::module_& m);
 }  // namespace granary::python
 
 PYBIND11_MODULE(_granary, m) {
@@ -19,4 +21,5 @@ PYBIND11_MODULE(_granary, m) {
   granary::python::RegisterClient(m);
   granary::python::RegisterKv(m);
   granary::python::RegisterCheckpoint(m);
+  granary::python::RegisterCluster(m);
 }

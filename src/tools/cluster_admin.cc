@@ -29,6 +29,7 @@ int Fail(const std::string& message) {
 struct Snapshot {
   std::optional<cluster::ClusterMap> map;
   std::set<std::string> alive;
+  std::map<std::string, uint64_t> used_bytes;  // as each live node last reported
   std::set<std::string> draining;
   std::string leader;
 };
@@ -41,7 +42,12 @@ Result<Snapshot> Read(cluster::EtcdClient& etcd) {
     s.map = std::move(map);
   }
   ASSIGN_OR_RETURN(auto nodes, etcd.GetPrefix(std::string(cluster::keys::kNodes)));
-  for (const auto& kv : nodes) s.alive.insert(kv.key.substr(cluster::keys::kNodes.size()));
+  for (const auto& kv : nodes) {
+    const std::string id = kv.key.substr(cluster::keys::kNodes.size());
+    s.alive.insert(id);
+    Result<cluster::NodeInfo> info = cluster::NodeInfoFromJson(kv.value);
+    if (info.ok()) s.used_bytes[id] = info->used_bytes;
+  }
   ASSIGN_OR_RETURN(auto drains, etcd.GetPrefix(std::string(cluster::keys::kDrain)));
   for (const auto& kv : drains) s.draining.insert(kv.key.substr(cluster::keys::kDrain.size()));
   ASSIGN_OR_RETURN(auto leader, etcd.Get(std::string(cluster::keys::kLeader)));
@@ -102,7 +108,8 @@ json NodesJson(const Snapshot& s) {
     out.push_back({{"id", n.id}, {"address", n.address}, {"host", n.host}, {"rack", n.rack},
                    {"zone", n.zone}, {"state", cluster::NodeStateName(n.state)},
                    {"alive", s.alive.count(n.id) > 0}, {"chains", chains[n.id].first},
-                   {"syncing", chains[n.id].second}, {"capacity_bytes", n.capacity_bytes}});
+                   {"syncing", chains[n.id].second}, {"capacity_bytes", n.capacity_bytes},
+                   {"used_bytes", s.used_bytes.count(n.id) ? s.used_bytes.at(n.id) : 0}});
   }
   return out;
 }
@@ -118,13 +125,15 @@ int RunStatus(const ClusterAdminFlags& flags, bool nodes) {
     return 0;
   }
   if (nodes) {
-    std::printf("%-18s %-22s %-10s %-10s %-9s %6s %7s\n", "ID", "ADDRESS", "RACK", "ZONE",
-                "STATE", "CHAINS", "SYNCING");
+    std::printf("%-18s %-22s %-10s %-10s %-9s %6s %7s %12s\n", "ID", "ADDRESS", "RACK", "ZONE",
+                "STATE", "CHAINS", "SYNCING", "USED");
     for (const json& n : out) {
-      std::printf("%-18s %-22s %-10s %-10s %-9s %6d %7d\n", n["id"].get<std::string>().c_str(),
+      std::printf("%-18s %-22s %-10s %-10s %-9s %6d %7d %12llu\n",
+                  n["id"].get<std::string>().c_str(),
                   n["address"].get<std::string>().c_str(), n["rack"].get<std::string>().c_str(),
                   n["zone"].get<std::string>().c_str(), n["state"].get<std::string>().c_str(),
-                  n["chains"].get<int>(), n["syncing"].get<int>());
+                  n["chains"].get<int>(), n["syncing"].get<int>(),
+                  static_cast<unsigned long long>(n["used_bytes"].get<uint64_t>()));
     }
     return 0;
   }

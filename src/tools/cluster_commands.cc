@@ -85,6 +85,10 @@ void AddClusterCommands(CLI::App& app) {
                    "seconds without contact to etcd before the node counts as dead")
       ->capture_default_str()
       ->check(CLI::Range(1, 60));
+  node->add_option("--gc-delay-ms", node_flags->options.gc_delay_ms,
+                   "how long after leaving a chain the node deletes its copies of that chain")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86'400'000));
   node->callback([node_flags] { ExitCode() = RunNode(*node_flags); });
 
   auto manager_options = std::make_shared<manager::ManagerOptions>();

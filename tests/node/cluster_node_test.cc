@@ -55,7 +55,8 @@ class ClusterNodeTest : public ::testing::Test {
   }
 
   // Starts node `name` (its own host) on `rack`; its data stays in dir_/name across restarts.
-  ClusterNode* StartNode(const std::string& name, const std::string& rack) {
+  ClusterNode* StartNode(const std::string& name, const std::string& rack,
+                         int gc_delay_ms = 30'000) {
     ClusterNodeOptions o;
     o.etcd = etcd_.url();
     o.disks = {(dir_ / name).string()};
@@ -64,6 +65,7 @@ class ClusterNodeTest : public ::testing::Test {
     o.rack = rack;
     o.lease_ttl_seconds = 2;
     o.poll_ms = 50;
+    o.gc_delay_ms = gc_delay_ms;
     auto node = ClusterNode::Start(o, RootCredentials{kAccess, kSecret, ""});
     EXPECT_TRUE(node.ok()) << node.status().ToString();
     nodes_.push_back(std::move(*node));
@@ -220,7 +222,7 @@ TEST_F(ClusterNodeTest, DrainedNodeEmptiesAndDataStaysReadable) {
   StartNode("a", "ra");
   StartNode("b", "rb");
   StartNode("c", "rc");
-  ClusterNode* d = StartNode("d", "rd");
+  ClusterNode* d = StartNode("d", "rd", /*gc_delay_ms=*/200);
   StartManager(3, 8);
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -236,6 +238,9 @@ TEST_F(ClusterNodeTest, DrainedNodeEmptiesAndDataStaysReadable) {
     return true;
   }, 30s));
   ExpectReadable(*store, 0, 40);
+  // Once out of every chain, the drained node deletes its copies.
+  EXPECT_TRUE(WaitFor([&] { return d->store().Stats().blobs == 0; }));
+  EXPECT_GT(d->Stats().blobs_reclaimed, 0u);
   PutRange(*store, 40, 50);
   ExpectReadable(*store, 40, 50);
 }
