@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ class EtcdProcess {
     const std::string log = (dir_ / "etcd.log").string();
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test that died
       freopen(log.c_str(), "w", stdout);
       freopen(log.c_str(), "a", stderr);
       execl("/usr/bin/etcd", "etcd", "--data-dir", (dir_ / "data").c_str(), "--name", "default",

@@ -1,0 +1,162 @@
+"""A cluster of real processes, each storage node on its own host (a network namespace with its
+own address): etcd, 6 nodes on 3 racks, 2 managers. Each scenario runs writers, deleters and
+readers on the replicated blobs and checks the recorded history (granary_cluster.Workload):
+no acknowledged write lost, no read of a value never written, no read older than an
+acknowledged change. Needs root (skipped elsewhere)."""
+import os
+import time
+
+import pytest
+
+from granary_cluster import Cluster, Workload, value_of
+from netns_hosts import Hosts, require_root_netns
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    require_root_netns()
+    with Hosts(13) as hosts:
+        c = Cluster(hosts, tmp_path)
+        c.start()
+        c.wait_healthy(up=6)
+        yield c
+
+
+def run_load(cluster, seconds, prefix="w"):
+    load = Workload(cluster.blobs(), prefix=prefix)
+    load.__enter__()
+    time.sleep(seconds)
+    return load
+
+
+def test_kill_one_node(cluster):
+    load = run_load(cluster, 2)
+    cluster.kill_node(3)
+    cluster.wait("the dead node to be noticed", lambda: cluster.status()["nodes"]["down"] == 1,
+                 timeout=15)
+    before = len(load.written)
+    time.sleep(2)
+    assert len(load.written) > before, "writes stopped after a node died"
+    cluster.wait_healthy(up=5)  # every chain has 3 replicas again
+    load.__exit__()
+    stats = load.check()
+    load.check_all_readable()
+    assert stats["writes"] > 0 and stats["reads"] > 0
+
+
+def test_kill_a_whole_rack(cluster):
+    load = run_load(cluster, 2)
+    # Hosts 5 and 6 are rack r2.
+    assert cluster.rack[5] == cluster.rack[6] == "r2"
+    cluster.kill_node(5)
+    cluster.kill_node(6)
+    cluster.wait("the rack to be noticed", lambda: cluster.status()["nodes"]["down"] == 2,
+                 timeout=15)
+    time.sleep(2)
+    load.__exit__()
+    load.check()
+    load.check_all_readable()
+    # Only two racks are left: chains are made whole again on other hosts of those racks.
+    cluster.wait_healthy(up=4)
+
+
+def test_partitioned_node_stops_then_resyncs(cluster):
+    load = run_load(cluster, 2)
+    cluster.hosts.cut(2)
+    cluster.wait("the cut-off node to be declared down",
+                 lambda: cluster.status()["nodes"]["down"] == 1, timeout=15)
+    time.sleep(2)
+    assert "cannot renew etcd lease" in cluster.node_log(2)
+    cluster.hosts.heal(2)
+    cluster.wait("the node to come back", lambda: cluster.healthy(up=6), timeout=60)
+    # It rejoined: it holds chains again and filled them from their tails.
+    node = cluster.node_id(2)
+    cluster.wait("the node to hold chains",
+                 lambda: [n for n in cluster.node_table() if n["id"] == node][0]["chains"] > 0,
+                 timeout=60)
+    load.__exit__()
+    load.check()
+    load.check_all_readable()
+    assert "filled" in cluster.node_log(2)
+
+
+def test_leader_manager_dies(cluster):
+    leader = cluster.status()["leader"]
+    host, proc = cluster.managers[leader]
+    cluster.hosts.kill(proc)
+    new = cluster.wait("a standby to lead",
+                       lambda: (cluster.status()["leader"] or leader) != leader and
+                       cluster.status()["leader"], timeout=15)
+    assert new in cluster.managers and new != leader
+    # The new leader does the leader's work: a node lost now is replaced.
+    load = run_load(cluster, 1)
+    cluster.kill_node(1)
+    cluster.wait_healthy(up=5)
+    load.__exit__()
+    load.check()
+    load.check_all_readable()
+
+
+def test_corrupt_replica_is_repaired(cluster):
+    blobs = cluster.blobs()
+    key = "corrupt-me"
+    value = os.urandom(64 << 10)
+    blobs.put(key, value)
+    # Damage two of the three copies on disk: a read that lands on a damaged copy gets the
+    # good one from another member, which also repairs the damaged one.
+    needle = value[1000:1064]
+    damaged = []
+    for host in range(1, 7):
+        for root, _, files in os.walk(cluster.dir / f"node{host}"):
+            for name in files:
+                path = os.path.join(root, name)
+                data = open(path, "rb").read()
+                at = data.find(needle)
+                if at >= 0 and len(damaged) < 2:
+                    with open(path, "r+b") as f:
+                        f.seek(at + 10)
+                        f.write(bytes([data[at + 10] ^ 0xFF]))
+                    damaged.append(host)
+    assert len(damaged) == 2, damaged
+    for _ in range(10):
+        assert blobs.get(key) == value
+    repaired = [h for h in damaged if "repaired from node" in cluster.node_log(h)]
+    assert repaired, "no damaged copy was repaired"
+
+
+def test_add_nodes_rebalances_and_drain_empties(cluster):
+    blobs = cluster.blobs()
+    keys = [f"bal-{i}" for i in range(3000)]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: blobs.put(k, value_of(k, 2048)), keys))
+    added = []
+    for rack in ("r0", "r1", "r2"):
+        host = cluster.add_host()
+        cluster.start_node(host, rack=rack)
+        added.append(host)
+
+    def balanced():
+        if not cluster.healthy(up=9):
+            return False
+        used = [n["used_bytes"] for n in cluster.node_table() if n["state"] == "up"]
+        mean = sum(used) / len(used)
+        return len(used) == 9 and all(abs(u - mean) <= 0.10 * mean for u in used) and used
+
+    used = cluster.wait("disk usage within 10 % across nodes", balanced, timeout=120)
+    assert min(used) > 0
+    for k in keys[::50]:
+        assert blobs.get(k) == value_of(k, 2048)
+
+    drained = cluster.node_id(added[0])
+    r = cluster.admin("drain", drained)
+    assert r.returncode == 0, r.stderr
+
+    def empty():
+        row = [n for n in cluster.node_table() if n["id"] == drained][0]
+        return row["chains"] == 0 and row["syncing"] == 0 and row["used_bytes"] == 0
+    cluster.wait("the drained node to empty", empty, timeout=120)
+    for k in keys[::25]:
+        assert blobs.get(k) == value_of(k, 2048)
+    r = cluster.admin("drain", "no-such-node")
+    assert r.returncode == 1 and "admin nodes" in r.stderr
