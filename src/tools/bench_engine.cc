@@ -241,6 +241,7 @@ void AddBenchCommands(CLI::App& app) {
   AddMetaBenchCommand(*bench);
   AddKvBenchCommand(*bench);
   AddCheckpointBenchCommand(*bench);
+  AddClusterBenchCommand(*bench);
 
   auto o = std::make_shared<EngineBenchOptions>();
   CLI::App* eng = bench->add_subcommand(

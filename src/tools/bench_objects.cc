@@ -18,6 +18,7 @@
 #include "node/server.h"
 #include "s3/auth.h"
 #include "tools/bench_baselines.h"
+#include "tools/bench_put_get.h"
 #include "tools/bench_engine.h"
 #include "tools/bench_load.h"
 #include "tools/commands.h"
@@ -207,70 +208,6 @@ class NativeTarget final : public DoorTarget {
   std::unique_ptr<Client> client_;
 };
 
-struct Figures {
-  bool ok = false;
-  double put_mbps = 0, get_mbps = 0;
-  nlohmann::json put_json, get_json;
-};
-
-nlohmann::json LoadJson(const LoadResult& r, size_t length) {
-  return {{"ops", r.ops},
-          {"seconds", r.seconds},
-          {"ops_per_sec", r.OpsPerSec()},
-          {"mb_per_sec", r.OpsPerSec() * static_cast<double>(length) / 1e6},
-          {"p50_us", NanosToMicros(r.latency.Percentile(50))},
-          {"p99_us", NanosToMicros(r.latency.Percentile(99))}};
-}
-
-using Opener = std::function<Result<std::unique_ptr<BlobTarget>>(const std::string& dir)>;
-
-Result<Figures> RunTarget(BenchContext& ctx, const ObjectBenchOptions& o, const std::string& label,
-                          const Opener& open, const KeySet& keys, const ValueSet& values) {
-  ASSIGN_OR_RETURN(std::string dir, ctx.FreshDir(label));
-  Figures f;
-  const size_t length = values.length();
-  Status status = [&]() -> Status {
-    ASSIGN_OR_RETURN(std::unique_ptr<BlobTarget> target, open(dir));
-    ctx.Settle();
-    ctx.Progress(label + ": puts, " + std::to_string(o.threads) + " clients");
-    LoadResult put = RunClosedLoop(o.threads, o.seconds, keys.size(), [&](int, uint64_t i) {
-      return target->Put(keys[i], values[i]);
-    });
-    RETURN_IF_ERROR(put.status.WithContext("put"));
-    if (put.ops == 0) return Status::Internal("no put completed");
-    f.put_json = LoadJson(put, length);
-    f.put_mbps = f.put_json["mb_per_sec"];
-    ctx.Progress("  " + FormatFigure(f.put_mbps) + " MB/s, " + FormatFigure(put.OpsPerSec()) +
-                 " puts/s");
-    ctx.Settle();
-    ctx.Progress(label + ": random gets, " + std::to_string(o.threads) + " clients");
-    const std::vector<uint32_t> order = RandomIndices(1 << 16, put.ops, length + 3);
-    std::vector<std::string> buffers(static_cast<size_t>(o.threads));
-    LoadResult get = RunClosedLoop(o.threads, o.seconds, UINT64_MAX, [&](int t, uint64_t n) {
-      const uint32_t i = order[n % order.size()];
-      std::string& buf = buffers[static_cast<size_t>(t)];
-      RETURN_IF_ERROR(target->Get(keys[i], &buf));
-      if (buf.size() != length) return Status::Corruption("get returned the wrong size");
-      return Status::OK();
-    });
-    RETURN_IF_ERROR(get.status.WithContext("get"));
-    f.get_json = LoadJson(get, length);
-    f.get_mbps = f.get_json["mb_per_sec"];
-    ctx.Progress("  " + FormatFigure(f.get_mbps) + " MB/s, " + FormatFigure(get.OpsPerSec()) +
-                 " gets/s");
-    std::string buf;
-    for (uint32_t i : RandomIndices(16, put.ops, length + 5)) {
-      RETURN_IF_ERROR(target->Get(keys[i], &buf).WithContext("verifying"));
-      if (buf != values[i]) return Status::Corruption("an object read back different bytes");
-    }
-    return target->Close();
-  }();
-  ctx.RemoveDir(dir);
-  if (!status.ok()) return status.WithContext(label);
-  f.ok = true;
-  return f;
-}
-
 std::string SizeName(int kib) {
   return kib >= 1024 ? std::to_string(kib / 1024) + "m" : std::to_string(kib) + "k";
 }
@@ -315,15 +252,15 @@ int RunObjectBench(ObjectBenchOptions o) {
     const std::string size = SizeName(kib);
     const KeySet keys(std::clamp<uint64_t>(max_bytes / length, 16, 1 << 20), 16, 0x0b + kib);
     const ValueSet values(std::clamp<size_t>((256u << 20) / length, 2, 256), length, 0x0c + kib);
-    auto granary = RunTarget(ctx, o, size + "-" + door, open_door, keys, values);
+    auto granary = RunTarget(ctx, o.threads, o.seconds, size + "-" + door, open_door, keys, values);
     if (!granary.ok()) {
       std::cerr << "error: " << granary.status().ToString() << std::endl;
       report.AddError(granary.status().ToString());
       continue;
     }
-    auto engine = RunTarget(ctx, o, size + "-engine", OpenGranaryTarget, keys, values);
+    auto engine = RunTarget(ctx, o.threads, o.seconds, size + "-engine", OpenGranaryTarget, keys, values);
     if (!engine.ok()) ctx.BaselineFailed(size + " engine", engine.status());
-    auto files = RunTarget(ctx, o, size + "-files", OpenFilesTarget, keys, values);
+    auto files = RunTarget(ctx, o.threads, o.seconds, size + "-files", OpenFilesTarget, keys, values);
     if (!files.ok()) ctx.BaselineFailed(size + " files", files.status());
     const Figures none;
     for (int get = 0; get < 2; ++get) {

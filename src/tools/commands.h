@@ -32,6 +32,8 @@ void AddObjectBenchCommands(CLI::App& bench);
 void AddMetaBenchCommand(CLI::App& bench);
 // `granary bench kv ...` (bench_kv.cc).
 void AddKvBenchCommand(CLI::App& bench);
+// `granary bench cluster ...` (bench_cluster.cc).
+void AddClusterBenchCommand(CLI::App& bench);
 // `granary bench checkpoint ...` (bench_checkpoint.cc).
 void AddCheckpointBenchCommand(CLI::App& bench);
 

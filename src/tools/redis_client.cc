@@ -28,48 +28,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A port on 127.0.0.1 that nothing listens on now (the kernel's choice for port 0).
-Result<uint16_t> FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status::FromErrno(errno, "socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return Status::FromErrno(err, "binding 127.0.0.1:0");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// The last `max_bytes` of the file at `path` (its end, where a failed start is logged).
-std::string FileTail(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  const std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : 0;
-  const std::streamoff from = std::max<std::streamoff>(0, size - std::streamoff(max_bytes));
-  std::string tail(static_cast<size_t>(size - from), '\0');
-  in.seekg(from);
-  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
-  tail.resize(static_cast<size_t>(std::max<std::streamsize>(0, in.gcount())));
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
-  return from > 0 ? "..." + tail : tail;
-}
-
-bool WaitExited(pid_t pid, Clock::duration timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 }  // namespace
 
 // ---- RedisServer ----
@@ -126,46 +84,16 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(const std::string& execu
     std::unique_ptr<RedisServer> server(new RedisServer());
     server->dir_ = dir;
     ASSIGN_OR_RETURN(server->port_, FreeLoopbackPort());
-    std::vector<std::string> args = server->ArgList();
-    args.insert(args.begin(), executable);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) return Status::FromErrno(errno, "creating " + log);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      const int err = errno;
-      ::close(log_fd);
-      return Status::FromErrno(err, "fork");
-    }
-    if (pid == 0) {
-      // The child: only async-signal-safe calls until exec. Redis dies with this process.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(127);
-      ::dup2(log_fd, STDOUT_FILENO);
-      ::dup2(log_fd, STDERR_FILENO);
-      const int null_fd = ::open("/dev/null", O_RDONLY);
-      if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-      if (::chdir(dir.c_str()) != 0) ::_exit(127);
-      ::execv(executable.c_str(), argv.data());
-      ::_exit(127);
-    }
-    ::close(log_fd);
-    server->pid_ = pid;
+    ASSIGN_OR_RETURN(server->process_,
+                     ChildProcess::Spawn(executable, server->ArgList(), dir, log));
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     bool exited = false;
     while (Clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
+      std::string how;
+      if (server->process_->Exited(&how)) {
         exited = true;
-        server->pid_ = -1;
-        last =
-            Status::Unavailable(executable + " exited at startup (" +
-                                (WIFEXITED(status) ? "status " + std::to_string(WEXITSTATUS(status))
-                                                   : "signal " + std::to_string(WTERMSIG(status))) +
-                                "); its log " + log + " ends: " + FileTail(log, 600));
+        last = Status::Unavailable(executable + " exited at startup (" + how + "); its log " +
+                                   log + " ends: " + FileTail(log, 600));
         break;
       }
       auto client = RedisClient::Connect(server->port_);
@@ -185,13 +113,7 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(const std::string& execu
 RedisServer::~RedisServer() { Stop(); }
 
 void RedisServer::Stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  if (!WaitExited(pid_, std::chrono::seconds(10))) {
-    ::kill(pid_, SIGKILL);
-    WaitExited(pid_, std::chrono::seconds(10));
-  }
-  pid_ = -1;
+  if (process_ != nullptr) process_->Stop();
 }
 
 // ---- RedisClient ----
@@ -391,8 +313,11 @@ Result<std::string> RedisClient::Call(std::string_view command,
 }
 
 Status RedisClient::Ping() {
-  ASSIGN_OR_RETURN(std::string reply, Call("PING"));
-  if (reply != "PONG") return Status::Corruption("Redis answered PING with " + reply);
+  Result<std::string> reply = Call("PING");
+  if (!reply.ok()) return reply.status();
+  if (reply.value() != "PONG") {
+    return Status::Corruption("Redis answered PING with " + reply.value());
+  }
   return Status::OK();
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "tools/child_process.h"
 
 namespace granary::tools {
 
@@ -51,7 +52,7 @@ class RedisServer {
   RedisServer() = default;
   std::vector<std::string> ArgList() const;
 
-  pid_t pid_ = -1;
+  std::unique_ptr<ChildProcess> process_;
   uint16_t port_ = 0;
   std::string dir_;
 };
