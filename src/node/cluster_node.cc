@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "replication/chain_replica.h"
 #include "replication/local_blob_store.h"
+#include "replication/scrubber.h"
 #include "rpc/server.h"
 
 namespace granary::node {
@@ -66,6 +67,7 @@ struct ClusterNode::Impl {
   std::unique_ptr<cluster::LeaseKeeper> keeper;
   std::unique_ptr<replication::ChainReplica> replica;
   std::unique_ptr<rpc::Server> server;
+  std::unique_ptr<replication::Scrubber> scrubber;
   std::thread follower;
 
   std::mutex refresh_mu;
@@ -218,6 +220,9 @@ ClusterNodeStats ClusterNode::Stats() const {
   stats.blobs_copied = impl_->blobs_copied.load();
   stats.blobs_repaired = impl_->replica->repaired();
   stats.blobs_reclaimed = impl_->blobs_reclaimed.load();
+  const replication::ScrubberStats scrub = impl_->scrubber->Stats();
+  stats.scrub_passes = scrub.passes;
+  stats.scrub_damaged = scrub.damaged_found;
   stats.lease_held = impl_->keeper->Held();
   return stats;
 }
@@ -280,6 +285,11 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
   impl->RefreshMap();
   impl->keeper->Start();
   impl->follower = std::thread([self] { self->Follow(); });
+  replication::ScrubberOptions scrub;
+  scrub.bytes_per_second = impl->options.scrub_bytes_per_second;
+  scrub.pass_interval_ms = impl->options.scrub_interval_ms;
+  impl->scrubber = std::make_unique<replication::Scrubber>(*impl->store, *impl->replica, scrub);
+  impl->scrubber->Start();
   GLOG_INFO("node {} serving on {} (rack {}, zone {}, host {})", impl->id,
             impl->options.advertise, impl->options.rack, impl->options.zone, impl->options.host);
   return std::unique_ptr<ClusterNode>(new ClusterNode(std::move(impl)));
@@ -293,6 +303,7 @@ Status ClusterNode::Stop() {
   }
   impl_->wake.notify_all();
   if (impl_->follower.joinable()) impl_->follower.join();
+  impl_->scrubber->Stop();
   impl_->keeper->Stop(/*revoke=*/true);
   impl_->server->Stop();
   Status closed = impl_->store->Close();

@@ -25,6 +25,8 @@ struct ClusterNodeStats {
   uint64_t blobs_copied = 0;   // blobs copied in by those syncs
   uint64_t blobs_repaired = 0;  // damaged copies replaced from another member
   uint64_t blobs_reclaimed = 0;  // blobs of chains this node left, deleted
+  uint64_t scrub_passes = 0;     // full passes of the background scrub
+  uint64_t scrub_damaged = 0;    // damaged copies the scrub found
   bool lease_held = false;
 };
 
@@ -40,6 +42,9 @@ struct ClusterNodeOptions {
   int poll_ms = 250;  // how often the map is read from etcd
   // How long after leaving a chain the node deletes its blobs of that chain.
   int gc_delay_ms = 30'000;
+  // Background scrub: read rate (0: off) and the least time between the starts of two passes.
+  uint64_t scrub_bytes_per_second = 64ull << 20;
+  int scrub_interval_ms = 3'600'000;
 };
 
 class ClusterNode {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "common/logging.h"
 #include "proto/chain.pb.h"
@@ -256,6 +257,19 @@ Result<std::string> ChainReplica::ReadLocal(const std::string& key, uint64_t off
   return bytes;
 }
 
+Status ChainReplica::RepairBlob(const std::string& key) {
+  auto map = this->map();
+  if (map == nullptr || map->chains.empty()) {
+    return Status::Unavailable("this node has no cluster map yet");
+  }
+  const Chain& chain = map->ChainOf(key);
+  if (!Serves(chain, options_.node_id)) {
+    return Status::PreconditionFailed("node " + options_.node_id + " does not serve chain " +
+                                      std::to_string(chain.id));
+  }
+  return Repair(*map, chain, key);
+}
+
 Status ChainReplica::Repair(const ClusterMap& map, const Chain& chain, const std::string& key) {
   Status last = Status::Unavailable("no other serving member of chain " +
                                     std::to_string(chain.id) + " to repair from");
@@ -305,6 +319,45 @@ Status ChainReplica::Keys(rpc::ServerCall& call) {
   return call.Respond(response, std::span<const std::string_view>(&payload, 1));
 }
 
+Result<uint64_t> ChainReplica::CopyFrom(rpc::ConnectionPool& peer, const Chain& chain,
+                                        const std::vector<const std::string*>& keys) {
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> copied{0};
+  std::mutex mu;
+  Status failed;
+  auto copy = [&] {
+    for (size_t i = next++; i < keys.size(); i = next++) {
+      const std::string& key = *keys[i];
+      proto::ChainReadRequest read;
+      read.set_chain(chain.id);
+      read.set_version(chain.version);
+      read.set_key(key);
+      Result<PeerAnswer> got = CallPeer(peer, proto::CHAIN_READ, read, {},
+                                        rpc::DeadlineAfterMs(options_.peer_timeout_ms));
+      Status st = got.ok() ? got->status : got.status();
+      if (st.code() == Code::kNotFound) continue;  // deleted since the listing
+      if (st.ok()) {
+        std::pair<std::string, std::string_view> blob{key, got->payload};
+        st = store_.PutMany(std::span(&blob, 1));
+      }
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (failed.ok()) failed = st;
+        next = keys.size();
+        return;
+      }
+      copied.fetch_add(1);
+    }
+  };
+  const int threads = std::max(1, std::min<int>(options_.sync_parallel, keys.size()));
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads; ++t) helpers.emplace_back(copy);
+  copy();
+  for (std::thread& t : helpers) t.join();
+  if (!failed.ok()) return failed;
+  return copied.load();
+}
+
 Result<uint64_t> ChainReplica::Sync(uint32_t chain_id, uint64_t since) {
   auto map = this->map();
   if (map == nullptr) return Status::Unavailable("this node has no cluster map yet");
@@ -346,23 +399,11 @@ Result<uint64_t> ChainReplica::Sync(uint32_t chain_id, uint64_t since) {
       source.emplace(listing.data() + pos + 4, n);
       pos += 4 + n;
     }
-    uint64_t copied = 0;
+    std::vector<const std::string*> missing;
     for (const std::string& key : source) {
-      if (local.count(key) > 0 || store_.Exists(key)) continue;
-      proto::ChainReadRequest read;
-      read.set_chain(chain_id);
-      read.set_version(chain->version);
-      read.set_key(key);
-      ASSIGN_OR_RETURN(PeerAnswer got,
-                       CallPeer(peer, proto::CHAIN_READ, read, {},
-                                rpc::DeadlineAfterMs(options_.peer_timeout_ms)));
-      if (got.status.code() == Code::kNotFound) continue;  // deleted since the listing
-      RETURN_IF_ERROR(got.status);
-      const std::string& value = got.payload;
-      std::pair<std::string, std::string_view> blob{key, value};
-      RETURN_IF_ERROR(store_.PutMany(std::span(&blob, 1)));
-      ++copied;
+      if (local.count(key) == 0 && !store_.Exists(key)) missing.push_back(&key);
     }
+    ASSIGN_OR_RETURN(uint64_t copied, CopyFrom(peer, *chain, missing));
     std::vector<std::string> gone;
     for (const std::string& key : local) {
       if (source.count(key) == 0) gone.push_back(key);

@@ -44,6 +44,7 @@ struct ChainReplicaOptions {
   std::string secret_key;
   int peer_timeout_ms = 30'000;
   int peer_connections = 16;  // per peer
+  int sync_parallel = 4;      // blobs copied at once while filling a chain
 };
 
 class ChainReplica {
@@ -56,6 +57,10 @@ class ChainReplica {
 
   void SetMap(std::shared_ptr<const cluster::ClusterMap> map);
   std::shared_ptr<const cluster::ClusterMap> map() const;
+
+  // Replaces this node's damaged copy of `key` with a good one from another serving member of
+  // its chain. kPreconditionFailed if this node does not serve the key's chain.
+  Status RepairBlob(const std::string& key);
 
   // Damaged blobs replaced by good copies from other members since the start.
   uint64_t repaired() const { return repaired_.load(); }
@@ -76,6 +81,10 @@ class ChainReplica {
   Status Repair(const cluster::ClusterMap& map, const cluster::Chain& chain, const std::string& key);
   // The bytes a read asks for, from the local store.
   Result<std::string> ReadLocal(const std::string& key, uint64_t offset, uint64_t length);
+  // Copies `keys` from `peer` into the local store, sync_parallel at a time; returns how many
+  // (keys deleted there meanwhile are skipped).
+  Result<uint64_t> CopyFrom(rpc::ConnectionPool& peer, const cluster::Chain& chain,
+                            const std::vector<const std::string*>& keys);
   // Sends the write on to `address` and waits for its answer.
   Status Forward(const std::string& address, const proto::ChainWriteRequest& request,
                  std::string_view value);

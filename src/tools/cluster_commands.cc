@@ -14,6 +14,8 @@ namespace {
 struct NodeFlags {
   node::ClusterNodeOptions options;
   std::string data;
+  double scrub_mib_per_sec = 64;
+  int scrub_interval_s = 3600;
 };
 
 int Fail(std::string_view what, const Status& status) {
@@ -38,6 +40,8 @@ int RunNode(NodeFlags& flags) {
   Result<node::RootCredentials> creds = ClusterCredentials();
   if (!creds.ok()) return Fail("granary node cannot start", creds.status());
   flags.options.disks = SplitList(flags.data);
+  flags.options.scrub_bytes_per_second = static_cast<uint64_t>(flags.scrub_mib_per_sec * (1 << 20));
+  flags.options.scrub_interval_ms = flags.scrub_interval_s * 1000;
   auto node = node::ClusterNode::Start(flags.options, std::move(*creds));
   if (!node.ok()) return Fail("granary node cannot start", node.status());
   nlohmann::json ready = {{"event", "ready"}, {"node", (*node)->id()}, {"port", (*node)->port()}};
@@ -89,6 +93,13 @@ void AddClusterCommands(CLI::App& app) {
                    "how long after leaving a chain the node deletes its copies of that chain")
       ->capture_default_str()
       ->check(CLI::Range(0, 86'400'000));
+  node->add_option("--scrub-mib-per-sec", node_flags->scrub_mib_per_sec,
+                   "rate of the background scrub that reads every blob (0: no scrub)")
+      ->capture_default_str();
+  node->add_option("--scrub-interval-s", node_flags->scrub_interval_s,
+                   "least time between the starts of two scrub passes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 365 * 86400));
   node->callback([node_flags] { ExitCode() = RunNode(*node_flags); });
 
   auto manager_options = std::make_shared<manager::ManagerOptions>();

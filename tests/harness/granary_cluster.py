@@ -71,7 +71,8 @@ class Cluster:
         data.mkdir(exist_ok=True)
         argv = [self.binary, "node", "--etcd", self.etcd, "--data", str(data),
                 "--listen", f"{self.hosts.address(host)}:{NODE_PORT}", "--rack", rack,
-                "--host", f"host{host}", "--lease-ttl", "2", "--gc-delay-ms", "2000"]
+                "--host", f"host{host}", "--lease-ttl", "2", "--gc-delay-ms", "2000",
+                "--scrub-interval-s", "2"]
         self.nodes[host] = self.hosts.start(host, argv, env=self.env,
                                             stdout_path=str(self.dir / f"node{host}.log"))
         return self.nodes[host]
@@ -92,6 +93,25 @@ class Cluster:
 
     def kill_node(self, host):
         self.hosts.kill(self.nodes.pop(host))
+
+    def damage(self, value, copies, hosts=None):
+        """Flips a byte of `value` in the first `copies` node directories holding it (hosts 1..6
+        unless given); returns those hosts."""
+        needle = value[1000:1064]
+        damaged = []
+        for host in hosts or range(1, 7):
+            for root, _, files in os.walk(self.dir / f"node{host}"):
+                for name in files:
+                    path = os.path.join(root, name)
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    at = data.find(needle)
+                    if at >= 0 and len(damaged) < copies and host not in damaged:
+                        with open(path, "r+b") as f:
+                            f.seek(at + 10)
+                            f.write(bytes([data[at + 10] ^ 0xFF]))
+                        damaged.append(host)
+        return damaged
 
     def node_log(self, host):
         return (self.dir / f"node{host}.log").read_text(errors="replace")
