@@ -148,8 +148,9 @@ class ChainBlobStore final : public BlobStore {
       request.set_key(std::string(key));
       request.set_offset(offset);
       request.set_length(length);
-      Status last = Status::Unavailable("chain " + std::to_string(chain.id) +
-                                        " has no live member");
+      Status failure = Status::Unavailable("chain " + std::to_string(chain.id) +
+                                           " has no live member");
+      int asked = 0, missing = 0;
       const size_t n = chain.members.size();
       const size_t first = n == 0 ? 0 : HashKey(key).lo % n;
       for (size_t i = 0; i < n; ++i) {
@@ -159,11 +160,21 @@ class ChainBlobStore final : public BlobStore {
             CallPeer(peers_.Of(node->address), proto::CHAIN_READ, request, {},
                      rpc::DeadlineAfterMs(options_.retry_ms), into);
         if (answer.ok() && answer->status.ok()) return answer;
-        last = answer.ok() ? answer->status : answer.status();
-        // Another member may have an intact copy; a missing blob is missing everywhere.
-        if (last.code() == Code::kNotFound || last.code() == Code::kInvalidArgument) return last;
+        ++asked;
+        Status st = answer.ok() ? answer->status : answer.status();
+        if (st.code() == Code::kInvalidArgument) return st;
+        // Another member may have an intact copy, or (should one have lost it) a copy at all.
+        if (st.code() == Code::kNotFound) {
+          ++missing;
+        } else {
+          failure = st;
+        }
       }
-      return last;
+      // Absent only when every serving member says so; otherwise retry what failed.
+      if (asked > 0 && missing == asked) {
+        return Status::NotFound("blob not found in chain " + std::to_string(chain.id));
+      }
+      return failure;
     });
   }
 

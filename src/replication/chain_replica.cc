@@ -101,15 +101,17 @@ Status ChainReplica::Handle(rpc::ServerCall& call) {
   }
 }
 
-void ChainReplica::BeginWrite(uint32_t chain, uint64_t version) {
+void ChainReplica::BeginWrite(uint32_t chain, uint64_t version, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   ++in_flight_[{chain, version}];
+  in_flight_keys_.emplace(chain, key);
 }
 
-void ChainReplica::EndWrite(uint32_t chain, uint64_t version) {
+void ChainReplica::EndWrite(uint32_t chain, uint64_t version, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = in_flight_.find({chain, version});
   if (--it->second == 0) in_flight_.erase(it);
+  in_flight_keys_.erase(in_flight_keys_.find({chain, key}));
   writes_done_.notify_all();
 }
 
@@ -178,7 +180,7 @@ Status ChainReplica::Write(rpc::ServerCall& call) {
     next = node->address;
   }
 
-  BeginWrite(c.id, c.version);
+  BeginWrite(c.id, c.version, request.key());
   Status local;
   Status forwarded;
   if (request.remove()) {
@@ -199,7 +201,7 @@ Status ChainReplica::Write(rpc::ServerCall& call) {
     forwarded = Forward(next, request, value);
     local = stored.get_future().get();
   }
-  EndWrite(c.id, c.version);
+  EndWrite(c.id, c.version, request.key());
   if (!local.ok()) return call.Respond(local);
   return call.Respond(forwarded);
 }
@@ -306,14 +308,24 @@ Status ChainReplica::Keys(rpc::ServerCall& call) {
   Result<const Chain*> chain = ServedChain(request.chain(), request.version(), &map);
   if (!chain.ok()) return call.Respond(chain.status());
   WaitForWritesBefore(request.chain(), request.version());
-  std::string keys;
-  proto::ChainKeysResponse response;
+  // Writes still in progress here first, then what is stored: a blob this member forwarded
+  // before it finished storing it is listed either way.
+  std::set<std::string> listed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = in_flight_keys_.lower_bound({request.chain(), std::string()});
+         it != in_flight_keys_.end() && it->first == request.chain(); ++it) {
+      listed.insert(it->second);
+    }
+  }
   const size_t chains = map->chains.size();
   Status scanned = store_.Scan([&](std::string_view key, uint64_t) {
-    if (cluster::ChainIndex(key, chains) != request.chain()) return;
-    AppendKey(keys, key);
-    response.set_count(response.count() + 1);
+    if (cluster::ChainIndex(key, chains) == request.chain()) listed.emplace(key);
   });
+  std::string keys;
+  proto::ChainKeysResponse response;
+  for (const std::string& key : listed) AppendKey(keys, key);
+  response.set_count(listed.size());
   if (!scanned.ok()) return call.Respond(scanned);
   std::string_view payload = keys;
   return call.Respond(response, std::span<const std::string_view>(&payload, 1));

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -97,8 +98,10 @@ class ChainReplica {
 
   // Writes in progress per (chain, version), so that a listing for a new member waits for the
   // writes routed by older versions (which the new member may not receive).
-  void BeginWrite(uint32_t chain, uint64_t version);
-  void EndWrite(uint32_t chain, uint64_t version);
+  // The keys of writes in progress are kept too: a listing includes them, so that a new member
+  // never drops a blob that this member is still storing while it already forwarded it.
+  void BeginWrite(uint32_t chain, uint64_t version, const std::string& key);
+  void EndWrite(uint32_t chain, uint64_t version, const std::string& key);
   void WaitForWritesBefore(uint32_t chain, uint64_t version);
 
   BlobStore& store_;
@@ -111,6 +114,7 @@ class ChainReplica {
   mutable std::mutex mu_;
   std::shared_ptr<const cluster::ClusterMap> map_;  // GUARDED_BY(mu_)
   std::map<std::pair<uint32_t, uint64_t>, int> in_flight_;  // GUARDED_BY(mu_)
+  std::multiset<std::pair<uint32_t, std::string>> in_flight_keys_;  // GUARDED_BY(mu_)
   std::condition_variable writes_done_;
 };
 
