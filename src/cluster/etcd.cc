@@ -9,6 +9,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -22,17 +23,29 @@ namespace http = boost::beast::http;
 using json = nlohmann::json;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
+// The member `field` of `object`, or null when `object` is not an object or lacks it: what
+// etcd answers is read without ever throwing.
+const json& Member(const json& object, const char* field) {
+  static const json kNull;
+  if (!object.is_object()) return kNull;
+  auto it = object.find(field);
+  return it == object.end() ? kNull : *it;
+}
+
 // etcd's gateway writes 64-bit integers as JSON strings, and leaves out fields that are zero.
 int64_t Int(const json& object, const char* field) {
-  auto it = object.find(field);
-  if (it == object.end() || it->is_null()) return 0;
-  if (it->is_string()) return std::stoll(it->get<std::string>());
-  return it->get<int64_t>();
+  const json& value = Member(object, field);
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (!value.is_string()) return 0;
+  const std::string& text = value.get_ref<const std::string&>();
+  int64_t out = 0;
+  std::from_chars(text.data(), text.data() + text.size(), out);
+  return out;
 }
 
 std::string Bytes(const json& object, const char* field) {
-  auto it = object.find(field);
-  if (it == object.end() || !it->is_string()) return {};
+  auto it = object.is_object() ? object.find(field) : object.end();
+  if (!object.is_object() || it == object.end() || !it->is_string()) return {};
   auto decoded = Base64Decode(it->get<std::string>());
   return decoded.ok() ? std::move(*decoded) : std::string();
 }
@@ -194,19 +207,24 @@ Result<std::string> EtcdClient::Call(const std::string& path, const std::string&
                                  status.message());
       continue;
     }
-    preferred_.store(index, std::memory_order_relaxed);
     if (response.result() != http::status::ok) {
       auto parsed = Parse(response.body());
-      std::string message = parsed.ok() ? parsed->value("message", response.body())
-                                        : response.body().substr(0, 200);
-      const int code = parsed.ok() ? parsed->value("code", 0) : 0;
+      const json& message_field = parsed.ok() ? Member(*parsed, "message") : json();
+      const std::string message = message_field.is_string()
+                                      ? message_field.get<std::string>()
+                                      : response.body().substr(0, 200);
+      const int64_t code = parsed.ok() ? Int(*parsed, "code") : 0;
       // gRPC codes: 5 NOT_FOUND, 3 INVALID_ARGUMENT, 14 UNAVAILABLE.
       if (code == 5) return Status::NotFound("etcd: " + message);
       if (code == 14 || response.result_int() >= 500) {
-        return Status::Unavailable("etcd: " + message);
+        // This member cannot serve now (no leader, shutting down): try another one.
+        last = Status::Unavailable("etcd at " + endpoint.host + ":" + endpoint.port + ": " +
+                                   message);
+        continue;
       }
       return Status::InvalidArgument("etcd refused " + path + ": " + message);
     }
+    preferred_.store(index, std::memory_order_relaxed);
     return std::move(response.body());
   }
   return last;
@@ -216,9 +234,9 @@ Result<std::optional<KeyValue>> EtcdClient::Get(const std::string& key) {
   ASSIGN_OR_RETURN(std::string text,
                            Call("/v3/kv/range", json{{"key", Base64Encode(key)}}.dump()));
   ASSIGN_OR_RETURN(json answer, Parse(text));
-  auto kvs = answer.find("kvs");
-  if (kvs == answer.end() || !kvs->is_array() || kvs->empty()) return std::optional<KeyValue>();
-  return std::optional<KeyValue>(ParseKeyValue(kvs->front()));
+  const json& kvs = Member(answer, "kvs");
+  if (!kvs.is_array() || kvs.empty()) return std::optional<KeyValue>();
+  return std::optional<KeyValue>(ParseKeyValue(kvs.front()));
 }
 
 Result<std::vector<KeyValue>> EtcdClient::GetPrefix(const std::string& prefix,
@@ -226,11 +244,11 @@ Result<std::vector<KeyValue>> EtcdClient::GetPrefix(const std::string& prefix,
   json request = {{"key", Base64Encode(prefix)}, {"range_end", Base64Encode(PrefixEnd(prefix))}};
   ASSIGN_OR_RETURN(std::string text, Call("/v3/kv/range", request.dump()));
   ASSIGN_OR_RETURN(json answer, Parse(text));
-  if (revision != nullptr) *revision = Int(answer.value("header", json::object()), "revision");
+  if (revision != nullptr) *revision = Int(Member(answer, "header"), "revision");
   std::vector<KeyValue> out;
-  auto kvs = answer.find("kvs");
-  if (kvs != answer.end() && kvs->is_array()) {
-    for (const json& kv : *kvs) out.push_back(ParseKeyValue(kv));
+  const json& kvs = Member(answer, "kvs");
+  if (kvs.is_array()) {
+    for (const json& kv : kvs) out.push_back(ParseKeyValue(kv));
   }
   return out;
 }
@@ -240,7 +258,7 @@ Result<int64_t> EtcdClient::Put(const std::string& key, const std::string& value
   if (lease != 0) request["lease"] = std::to_string(lease);
   ASSIGN_OR_RETURN(std::string text, Call("/v3/kv/put", request.dump()));
   ASSIGN_OR_RETURN(json answer, Parse(text));
-  return Int(answer.value("header", json::object()), "revision");
+  return Int(Member(answer, "header"), "revision");
 }
 
 Status EtcdClient::Delete(const std::string& key) {
@@ -258,16 +276,18 @@ Result<TxnResult> EtcdClient::Txn(const std::vector<Compare>& compares,
   ASSIGN_OR_RETURN(std::string text, Call("/v3/kv/txn", request.dump()));
   ASSIGN_OR_RETURN(json answer, Parse(text));
   TxnResult result;
-  result.succeeded = answer.value("succeeded", false);
-  result.revision = Int(answer.value("header", json::object()), "revision");
+  const json& succeeded = Member(answer, "succeeded");
+  result.succeeded = succeeded.is_boolean() && succeeded.get<bool>();
+  result.revision = Int(Member(answer, "header"), "revision");
   const std::vector<TxnOp>& ran = result.succeeded ? success : failure;
-  const json responses = answer.value("responses", json::array());
-  for (size_t i = 0; i < ran.size() && i < responses.size(); ++i) {
+  const json& responses = Member(answer, "responses");
+  for (size_t i = 0; i < ran.size(); ++i) {
     if (ran[i].kind != TxnOp::Kind::kGet) continue;
-    const json range = responses[i].value("response_range", json::object());
-    const json kvs = range.value("kvs", json::array());
-    result.gets.push_back(kvs.empty() ? std::optional<KeyValue>()
-                                      : std::optional<KeyValue>(ParseKeyValue(kvs.front())));
+    const json& response = responses.is_array() && i < responses.size() ? responses[i] : json();
+    const json& kvs = Member(Member(response, "response_range"), "kvs");
+    result.gets.push_back(!kvs.is_array() || kvs.empty()
+                              ? std::optional<KeyValue>()
+                              : std::optional<KeyValue>(ParseKeyValue(kvs.front())));
   }
   return result;
 }
@@ -286,8 +306,7 @@ Result<int64_t> EtcdClient::KeepAlive(int64_t lease) {
       std::string text,
       Call("/v3/lease/keepalive", json{{"ID", std::to_string(lease)}}.dump()));
   ASSIGN_OR_RETURN(json answer, Parse(text));
-  const json result = answer.value("result", json::object());
-  const int64_t ttl = Int(result, "TTL");
+  const int64_t ttl = Int(Member(answer, "result"), "TTL");
   if (ttl <= 0) return Status::NotFound("etcd lease " + std::to_string(lease) + " has expired");
   return ttl;
 }

@@ -121,8 +121,10 @@ struct Manager::Impl {
     const std::string leader_key(cluster::keys::kLeader);
     const std::string map_key(cluster::keys::kMap);
     std::vector<TxnOp> writes = {{TxnOp::Kind::kPut, map_key, map.ToJson(), 0}};
-    // Reports of syncs that are over (the member now serves, or left) go with the map.
+    // Reports of syncs that are over (the member now serves, or left) go with the map, a
+    // bounded number per round (etcd limits the operations of one transaction to 128).
     for (const auto& [chain_node, since] : observed.synced) {
+      if (writes.size() >= 100) break;
       const auto& [chain, node] = chain_node;
       const bool syncing = chain < map.chains.size() &&
                            std::find(map.chains[chain].syncing.begin(),
@@ -135,7 +137,11 @@ struct Manager::Impl {
          {map_key, map_revision == 0 ? Compare::Target::kCreate : Compare::Target::kMod,
           map_revision, ""}},
         writes, {{TxnOp::Kind::kGet, leader_key, "", 0}});
-    if (!written.ok()) return;
+    if (!written.ok()) {
+      GLOG_WARN("writing the cluster map (epoch {}, {} bytes) failed: {}", map.epoch,
+                writes.front().value.size(), written.status().ToString());
+      return;
+    }
     if (!written->succeeded) {
       const auto& leader = written->gets.empty() ? std::nullopt : written->gets[0];
       if (!leader.has_value() || leader->create_revision != leader_revision) {

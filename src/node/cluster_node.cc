@@ -72,11 +72,13 @@ struct ClusterNode::Impl {
 
   std::mutex refresh_mu;
   int64_t map_revision = 0;  // GUARDED_BY(refresh_mu)
+  std::chrono::steady_clock::time_point last_refresh;  // GUARDED_BY(refresh_mu)
 
   std::mutex mu;
   std::condition_variable wake;
   bool stopping = false;  // GUARDED_BY(mu)
   std::set<std::pair<uint32_t, uint64_t>> synced;  // follower thread only
+  std::map<uint32_t, std::chrono::steady_clock::time_point> retry_after;  // follower thread only
   std::atomic<uint64_t> chains_filled{0};
   std::atomic<uint64_t> blobs_reclaimed{0};
   // Follower thread only: when this node was first seen out of each chain, and the chains whose
@@ -101,7 +103,10 @@ struct ClusterNode::Impl {
 
   // Reads the map from etcd and installs it if it changed.
   void RefreshMap() {
+    const auto asked = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(refresh_mu);
+    if (last_refresh > asked) return;  // one that started after this was asked just finished
+    last_refresh = std::chrono::steady_clock::now();
     Result<std::optional<cluster::KeyValue>> kv = etcd->Get(std::string(cluster::keys::kMap));
     if (!kv.ok() || !kv->has_value() || (*kv)->mod_revision == map_revision) return;
     Result<cluster::ClusterMap> map = cluster::ClusterMap::FromJson((*kv)->value);
@@ -123,12 +128,18 @@ struct ClusterNode::Impl {
           continue;
         }
         const uint64_t since = chain.syncing_since[i];
+        auto retry = retry_after.find(chain.id);
+        if (retry != retry_after.end() && std::chrono::steady_clock::now() < retry->second) {
+          continue;  // failed lately: the other chains first
+        }
         Result<uint64_t> copied = replica->Sync(chain.id, since);
         if (!copied.ok()) {
           GLOG_WARN("sync of chain {} (since version {}) failed, will retry: {}", chain.id, since,
                     copied.status().ToString());
-          return false;
+          retry_after[chain.id] = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+          continue;
         }
+        retry_after.erase(chain.id);
         Result<int64_t> reported =
             etcd->Put(cluster::keys::Synced(chain.id, id), std::to_string(since));
         if (!reported.ok()) return false;

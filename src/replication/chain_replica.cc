@@ -101,10 +101,17 @@ Status ChainReplica::Handle(rpc::ServerCall& call) {
   }
 }
 
-void ChainReplica::BeginWrite(uint32_t chain, uint64_t version, const std::string& key) {
+Status ChainReplica::BeginWrite(uint32_t chain, uint64_t version, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Checked again under the lock SetMap takes: a listing that saw the new version cannot miss
+  // a write admitted under the old one.
+  if (map_->chains[chain].version != version) {
+    return Status(Code::kStaleMap, "chain " + std::to_string(chain) + " changed to version " +
+                                       std::to_string(map_->chains[chain].version));
+  }
   ++in_flight_[{chain, version}];
   in_flight_keys_.emplace(chain, key);
+  return Status::OK();
 }
 
 void ChainReplica::EndWrite(uint32_t chain, uint64_t version, const std::string& key) {
@@ -115,12 +122,15 @@ void ChainReplica::EndWrite(uint32_t chain, uint64_t version, const std::string&
   writes_done_.notify_all();
 }
 
-void ChainReplica::WaitForWritesBefore(uint32_t chain, uint64_t version) {
+Status ChainReplica::WaitForWritesBefore(uint32_t chain, uint64_t version) {
   std::unique_lock<std::mutex> lock(mu_);
-  writes_done_.wait_for(lock, kDrainWait, [&] {
+  const bool drained = writes_done_.wait_for(lock, kDrainWait, [&] {
     auto it = in_flight_.lower_bound({chain, 0});
     return it == in_flight_.end() || it->first.first != chain || it->first.second >= version;
   });
+  if (drained) return Status::OK();
+  return Status::Unavailable("writes to chain " + std::to_string(chain) +
+                             " under older versions are still in progress here");
 }
 
 Status ChainReplica::Forward(const std::string& address, const proto::ChainWriteRequest& request,
@@ -180,7 +190,9 @@ Status ChainReplica::Write(rpc::ServerCall& call) {
     next = node->address;
   }
 
-  BeginWrite(c.id, c.version, request.key());
+  if (Status begun = BeginWrite(c.id, c.version, request.key()); !begun.ok()) {
+    return call.Respond(begun);
+  }
   Status local;
   Status forwarded;
   if (request.remove()) {
@@ -307,7 +319,23 @@ Status ChainReplica::Keys(rpc::ServerCall& call) {
   std::shared_ptr<const ClusterMap> map;
   Result<const Chain*> chain = ServedChain(request.chain(), request.version(), &map);
   if (!chain.ok()) return call.Respond(chain.status());
-  WaitForWritesBefore(request.chain(), request.version());
+  if ((*chain)->version != request.version()) {
+    return call.Respond((*chain)->version > request.version()
+                            ? Status(Code::kStaleMap, "chain " + std::to_string(request.chain()) +
+                                                          " is at version " +
+                                                          std::to_string((*chain)->version))
+                            : Status::Unavailable("node " + options_.node_id +
+                                                  " has not seen that version of chain " +
+                                                  std::to_string(request.chain()) + " yet"));
+  }
+  if (!writable_()) {
+    // A node without its lease may have been replaced by a map it has not seen.
+    return call.Respond(Status::Unavailable("node " + options_.node_id +
+                                            " does not hold its lease in etcd"));
+  }
+  if (Status drained = WaitForWritesBefore(request.chain(), request.version()); !drained.ok()) {
+    return call.Respond(drained);
+  }
   // Writes still in progress here first, then what is stored: a blob this member forwarded
   // before it finished storing it is listed either way.
   std::set<std::string> listed;
@@ -393,7 +421,8 @@ Result<uint64_t> ChainReplica::Sync(uint32_t chain_id, uint64_t since) {
     const cluster::NodeInfo* node = map->FindNode(*member);
     if (node == nullptr || node->state == cluster::NodeState::kDown) continue;
     rpc::ConnectionPool& peer = peers_.Of(node->address);
-    const rpc::Deadline deadline = rpc::DeadlineAfterMs(options_.peer_timeout_ms);
+    // A listing may wait for older writes (60 s) and then reads every record header.
+    const rpc::Deadline deadline = rpc::DeadlineAfterMs(std::max(options_.peer_timeout_ms, 600'000));
     proto::ChainKeysRequest request;
     request.set_chain(chain_id);
     request.set_version(chain->version);
@@ -416,6 +445,15 @@ Result<uint64_t> ChainReplica::Sync(uint32_t chain_id, uint64_t since) {
       if (local.count(key) == 0 && !store_.Exists(key)) missing.push_back(&key);
     }
     ASSIGN_OR_RETURN(uint64_t copied, CopyFrom(peer, *chain, missing));
+    // A write of a newer version of the chain may have reached this node during the sync and
+    // be missing from the listing: start over with the newer map rather than drop it.
+    refresh_();
+    auto now = this->map();
+    if (now == nullptr || chain_id >= now->chains.size() ||
+        now->chains[chain_id].version != chain->version) {
+      return Status::Unavailable("chain " + std::to_string(chain_id) +
+                                 " changed during the sync; starting over");
+    }
     std::vector<std::string> gone;
     for (const std::string& key : local) {
       if (source.count(key) == 0) gone.push_back(key);

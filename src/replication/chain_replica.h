@@ -44,7 +44,9 @@ struct ChainReplicaOptions {
   std::string access_key;  // the cluster's credentials, for connections to peers
   std::string secret_key;
   int peer_timeout_ms = 30'000;
-  int peer_connections = 16;  // per peer
+  // Per peer. Generous: a forwarding handler holds its own connection while it waits for one to
+  // the next member, and chains form cycles of such waits.
+  int peer_connections = 512;
   int sync_parallel = 4;      // blobs copied at once while filling a chain
 };
 
@@ -100,9 +102,11 @@ class ChainReplica {
   // writes routed by older versions (which the new member may not receive).
   // The keys of writes in progress are kept too: a listing includes them, so that a new member
   // never drops a blob that this member is still storing while it already forwarded it.
-  void BeginWrite(uint32_t chain, uint64_t version, const std::string& key);
+  // kStaleMap if the chain's version in the map is no longer `version`.
+  Status BeginWrite(uint32_t chain, uint64_t version, const std::string& key);
   void EndWrite(uint32_t chain, uint64_t version, const std::string& key);
-  void WaitForWritesBefore(uint32_t chain, uint64_t version);
+  // kUnavailable if they are still running after a minute.
+  Status WaitForWritesBefore(uint32_t chain, uint64_t version);
 
   BlobStore& store_;
   const ChainReplicaOptions options_;
