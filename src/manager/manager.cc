@@ -43,6 +43,7 @@ struct Manager::Impl {
   std::thread loop;
   std::atomic<bool> is_leader{false};
   int64_t leader_revision = 0;  // create revision of our leader key; loop thread only
+  std::chrono::steady_clock::time_point leader_since;  // loop thread only
 
   std::mutex mu;
   std::condition_variable wake;
@@ -60,10 +61,12 @@ struct Manager::Impl {
     if (!won.ok()) return;
     if (won->succeeded) {
       leader_revision = won->revision;
+      leader_since = std::chrono::steady_clock::now();
       is_leader = true;
       GLOG_INFO("manager {} is the leader", options.id);
     } else if (!won->gets.empty() && won->gets[0].has_value() && won->gets[0]->lease == lease) {
       leader_revision = won->gets[0]->create_revision;  // ours already (a retried campaign)
+      leader_since = std::chrono::steady_clock::now();
       is_leader = true;
     }
   }
@@ -111,6 +114,12 @@ struct Manager::Impl {
       }
       map = std::move(*parsed);
       map_revision = (*current)->mod_revision;
+      // A new leader lets the nodes re-register first: after an etcd outage every lease has
+      // expired at once, and acting on that would strip the chains of nodes that are fine.
+      if (std::chrono::steady_clock::now() - leader_since <
+          std::chrono::milliseconds(options.settle_ms)) {
+        return;
+      }
       cluster::PlacementOptions placement;
       placement.max_moves = options.max_moves;
       if (!cluster::Reconcile(map, observed, placement)) return;

@@ -81,7 +81,9 @@ class LocalCluster {
                      ChildProcess::Spawn(self,
                                          {"manager", "--etcd", c->etcd_url_, "--chains",
                                           std::to_string(chains), "--replicas",
-                                          std::to_string(replicas), "--lease-ttl", "2"},
+                                          std::to_string(replicas), "--lease-ttl", "2",
+                                          // a long-running leader's steady state
+                                          "--settle-ms", "0"},
                                          dir, dir + "/manager.log", env));
     RETURN_IF_ERROR(c->AwaitSettled(0));
     return c;

@@ -124,6 +124,11 @@ void AddClusterCommands(CLI::App& app) {
                       "chains moved at once when rebalancing")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  manager->add_option("--settle-ms", manager_options->settle_ms,
+                      "after becoming the leader, time for nodes to re-register before the "
+                      "map changes (at least twice the nodes' --lease-ttl)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600'000));
   manager->callback([manager_options] { ExitCode() = RunManager(*manager_options); });
 }
 

@@ -72,13 +72,14 @@ class ClusterNodeTest : public ::testing::Test {
     return nodes_.back().get();
   }
 
-  void StartManager(int replicas, uint32_t chains) {
+  void StartManager(int replicas, uint32_t chains, int settle_ms = 0) {
     manager::ManagerOptions o;
     o.etcd = etcd_.url();
     o.replicas = replicas;
     o.chains = chains;
     o.lease_ttl_seconds = 2;
     o.interval_ms = 50;
+    o.settle_ms = settle_ms;
     manager_ = std::move(*manager::Manager::Start(o));
   }
 
@@ -243,6 +244,26 @@ TEST_F(ClusterNodeTest, DrainedNodeEmptiesAndDataStaysReadable) {
   EXPECT_GT(d->Stats().blobs_reclaimed, 0u);
   PutRange(*store, 40, 50);
   ExpectReadable(*store, 40, 50);
+}
+
+TEST_F(ClusterNodeTest, NewLeaderLetsNodesReRegisterBeforeChangingTheMap) {
+  auto store = StartThreeRacks();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }));
+  manager_->Stop();
+  manager_.reset();
+  const uint64_t epoch = Map().epoch;
+  ASSERT_TRUE(nodes_[2]->Stop().ok());  // gone while no manager runs
+  nodes_[2].reset();
+  const auto started = std::chrono::steady_clock::now();
+  StartManager(3, 8, /*settle_ms=*/1500);
+  // Within its settling time the new leader changes nothing...
+  std::this_thread::sleep_for(1000ms);
+  EXPECT_EQ(Map().epoch, epoch);
+  // ...then acts on what it sees.
+  ASSERT_TRUE(WaitFor([&] { return Map().epoch > epoch; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1500ms);
+  ASSERT_TRUE(WaitFor([&] { return Settled(2); }));
 }
 
 }  // namespace
