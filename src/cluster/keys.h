@@ -15,10 +15,13 @@ inline constexpr std::string_view kLeader = "/granary/manager/leader";
 inline constexpr std::string_view kNodes = "/granary/nodes/";
 // One per node an operator asked to drain (`granary admin drain`); the value is unused.
 inline constexpr std::string_view kDrain = "/granary/drain/";
+// What each live node last reported of its repair and scrub work (JSON), under its lease.
+inline constexpr std::string_view kStats = "/granary/stats/";
 // Syncs done: /granary/synced/<chain>/<node> holds the chain version the sync began at.
 inline constexpr std::string_view kSynced = "/granary/synced/";
 
 inline std::string Node(std::string_view id) { return std::string(kNodes) + std::string(id); }
+inline std::string Stats(std::string_view id) { return std::string(kStats) + std::string(id); }
 inline std::string Drain(std::string_view id) { return std::string(kDrain) + std::string(id); }
 inline std::string Synced(uint32_t chain, std::string_view node) {
   return std::string(kSynced) + std::to_string(chain) + "/" + std::string(node);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <mutex>
 #include <random>
 #include <set>
@@ -161,6 +162,16 @@ struct ClusterNode::Impl {
     const int64_t lease = keeper->lease();
     if (lease != 0 && keeper->Held()) {
       (void)etcd->Put(cluster::keys::Node(id), NodeInfoToJson(Info()), lease);
+      const replication::ScrubberStats scrub = scrubber->Stats();
+      const nlohmann::json stats = {{"chains_filled", chains_filled.load()},
+                                    {"blobs_copied", blobs_copied.load()},
+                                    {"bytes_copied", replica->copied_bytes()},
+                                    {"blobs_repaired", replica->repaired()},
+                                    {"blobs_reclaimed", blobs_reclaimed.load()},
+                                    {"scrub_passes", scrub.passes},
+                                    {"scrub_blobs_checked", scrub.blobs_checked},
+                                    {"scrub_damaged", scrub.damaged_found}};
+      (void)etcd->Put(cluster::keys::Stats(id), stats.dump(), lease);
     }
   }
 
@@ -295,11 +306,11 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
   }
   impl->RefreshMap();
   impl->keeper->Start();
-  impl->follower = std::thread([self] { self->Follow(); });
   replication::ScrubberOptions scrub;
   scrub.bytes_per_second = impl->options.scrub_bytes_per_second;
   scrub.pass_interval_ms = impl->options.scrub_interval_ms;
   impl->scrubber = std::make_unique<replication::Scrubber>(*impl->store, *impl->replica, scrub);
+  impl->follower = std::thread([self] { self->Follow(); });
   impl->scrubber->Start();
   GLOG_INFO("node {} serving on {} (rack {}, zone {}, host {})", impl->id,
             impl->options.advertise, impl->options.rack, impl->options.zone, impl->options.host);

@@ -387,6 +387,7 @@ Result<uint64_t> ChainReplica::CopyFrom(rpc::ConnectionPool& peer, const Chain& 
         return;
       }
       copied.fetch_add(1);
+      copied_bytes_.fetch_add(got->payload.size());
     }
   };
   const int threads = std::max(1, std::min<int>(options_.sync_parallel, keys.size()));

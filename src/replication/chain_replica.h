@@ -67,6 +67,8 @@ class ChainReplica {
 
   // Damaged blobs replaced by good copies from other members since the start.
   uint64_t repaired() const { return repaired_.load(); }
+  // Bytes copied in by syncs since the start.
+  uint64_t copied_bytes() const { return copied_bytes_.load(); }
 
   // Serves a chain method; false if `call` is not one (the caller routes it elsewhere).
   bool Handles(uint32_t method) const;
@@ -114,6 +116,7 @@ class ChainReplica {
   const std::function<void()> refresh_;
   PeerPools peers_;
   std::atomic<uint64_t> repaired_{0};
+  std::atomic<uint64_t> copied_bytes_{0};
 
   mutable std::mutex mu_;
   std::shared_ptr<const cluster::ClusterMap> map_;  // GUARDED_BY(mu_)

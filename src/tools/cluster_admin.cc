@@ -30,6 +30,7 @@ struct Snapshot {
   std::optional<cluster::ClusterMap> map;
   std::set<std::string> alive;
   std::map<std::string, uint64_t> used_bytes;  // as each live node last reported
+  std::map<std::string, json> stats;           // repair and scrub counters, per live node
   std::set<std::string> draining;
   std::string leader;
 };
@@ -47,6 +48,11 @@ Result<Snapshot> Read(cluster::EtcdClient& etcd) {
     s.alive.insert(id);
     Result<cluster::NodeInfo> info = cluster::NodeInfoFromJson(kv.value);
     if (info.ok()) s.used_bytes[id] = info->used_bytes;
+  }
+  ASSIGN_OR_RETURN(auto stats, etcd.GetPrefix(std::string(cluster::keys::kStats)));
+  for (const auto& kv : stats) {
+    json parsed = json::parse(kv.value, nullptr, false);
+    if (parsed.is_object()) s.stats[kv.key.substr(cluster::keys::kStats.size())] = parsed;
   }
   ASSIGN_OR_RETURN(auto drains, etcd.GetPrefix(std::string(cluster::keys::kDrain)));
   for (const auto& kv : drains) s.draining.insert(kv.key.substr(cluster::keys::kDrain.size()));
@@ -93,6 +99,16 @@ json StatusJson(const Snapshot& s) {
   out["nodes"] = {{"up", up}, {"down", down}, {"draining", draining}};
   out["chains"] = {{"total", map.chains.size()}, {"healthy", healthy}, {"degraded", degraded},
                    {"syncing", syncing}, {"unavailable", unavailable}};
+  // Totals of the live nodes' counters since they started.
+  json work = json::object();
+  for (const auto& [id, counters] : s.stats) {
+    for (const auto& [name, value] : counters.items()) {
+      if (value.is_number_unsigned()) {
+        work[name] = work.value(name, uint64_t{0}) + value.get<uint64_t>();
+      }
+    }
+  }
+  out["work"] = work;
   return out;
 }
 
@@ -109,7 +125,8 @@ json NodesJson(const Snapshot& s) {
                    {"zone", n.zone}, {"state", cluster::NodeStateName(n.state)},
                    {"alive", s.alive.count(n.id) > 0}, {"chains", chains[n.id].first},
                    {"syncing", chains[n.id].second}, {"capacity_bytes", n.capacity_bytes},
-                   {"used_bytes", s.used_bytes.count(n.id) ? s.used_bytes.at(n.id) : 0}});
+                   {"used_bytes", s.used_bytes.count(n.id) ? s.used_bytes.at(n.id) : 0},
+                   {"work", s.stats.count(n.id) ? s.stats.at(n.id) : json::object()}});
   }
   return out;
 }
@@ -152,6 +169,16 @@ int RunStatus(const ClusterAdminFlags& flags, bool nodes) {
               out["chains"]["total"].get<int>(), out["chains"]["healthy"].get<int>(),
               out["chains"]["degraded"].get<int>(), out["chains"]["syncing"].get<int>(),
               out["chains"]["unavailable"].get<int>(), out["replicas"].get<int>());
+  const json& work = out["work"];
+  auto count = [&](const char* name) {
+    return static_cast<unsigned long long>(work.value(name, uint64_t{0}));
+  };
+  std::printf("repair:   %llu chains filled, %llu blobs (%.1f MB) copied, %llu damaged copies "
+              "repaired\n",
+              count("chains_filled"), count("blobs_copied"), count("bytes_copied") / 1e6,
+              count("blobs_repaired"));
+  std::printf("scrub:    %llu passes, %llu blobs checked, %llu damaged found\n",
+              count("scrub_passes"), count("scrub_blobs_checked"), count("scrub_damaged"));
   return 0;
 }
 

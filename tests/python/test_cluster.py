@@ -38,6 +38,13 @@ def test_kill_one_node(cluster):
     time.sleep(2)
     assert len(load.written) > before, "writes stopped after a node died"
     cluster.wait_healthy(up=5)  # every chain has 3 replicas again
+    # The repair is reported: chains filled and bytes copied by the survivors.
+    work = cluster.wait("the repair to be reported",
+                        lambda: cluster.status()["work"].get("bytes_copied", 0) > 0 and
+                        cluster.status()["work"], timeout=10)
+    assert work["chains_filled"] > 0 and work["blobs_copied"] > 0
+    text = cluster.admin("status").stdout
+    assert "chains filled" in text and "damaged found" in text
     load.__exit__()
     stats = load.check()
     load.check_all_readable()
@@ -107,6 +114,8 @@ def test_scrub_repairs_damage_nobody_read(cluster):
     cluster.wait("the scrub to repair the damaged copy",
                  lambda: "repaired from node" in cluster.node_log(damaged[0]), timeout=30)
     assert blobs.get("scrub-me") == value
+    cluster.wait("the scrub's find to be reported",
+                 lambda: cluster.status()["work"].get("scrub_damaged", 0) >= 1, timeout=10)
 
 
 def test_corrupt_replicas_are_never_returned_and_are_repaired(cluster):
