@@ -285,6 +285,7 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
   replica_options.node_id = impl->id;
   replica_options.access_key = impl->credentials.access_key;
   replica_options.secret_key = impl->credentials.secret_key;
+  replica_options.sync_bytes_per_second = impl->options.repair_bytes_per_second;
   impl->replica = std::make_unique<replication::ChainReplica>(
       *impl->store, replica_options, [self] { return self->keeper->Held(); },
       [self] { self->RefreshMap(); });

@@ -44,6 +44,8 @@ struct ClusterNodeOptions {
   int gc_delay_ms = 30'000;
   // Background scrub: read rate (0: off) and the least time between the starts of two passes.
   uint64_t scrub_bytes_per_second = 64ull << 20;
+  // The most bytes per second this node copies in while filling chains; 0: no limit.
+  uint64_t repair_bytes_per_second = 0;
   int scrub_interval_ms = 3'600'000;
 };
 

@@ -363,6 +363,8 @@ Result<uint64_t> ChainReplica::CopyFrom(rpc::ConnectionPool& peer, const Chain& 
                                         const std::vector<const std::string*>& keys) {
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> copied{0};
+  std::atomic<uint64_t> paced_bytes{0};
+  const auto start = std::chrono::steady_clock::now();
   std::mutex mu;
   Status failed;
   auto copy = [&] {
@@ -388,6 +390,15 @@ Result<uint64_t> ChainReplica::CopyFrom(rpc::ConnectionPool& peer, const Chain& 
       }
       copied.fetch_add(1);
       copied_bytes_.fetch_add(got->payload.size());
+      // Throttled repair: no faster, on average, than sync_bytes_per_second.
+      const double bytes = static_cast<double>(paced_bytes.fetch_add(got->payload.size()) +
+                                               got->payload.size());
+      if (options_.sync_bytes_per_second > 0) {
+        const double due = bytes / static_cast<double>(options_.sync_bytes_per_second);
+        const double spent =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (due > spent) std::this_thread::sleep_for(std::chrono::duration<double>(due - spent));
+      }
     }
   };
   const int threads = std::max(1, std::min<int>(options_.sync_parallel, keys.size()));

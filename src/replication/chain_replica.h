@@ -48,6 +48,7 @@ struct ChainReplicaOptions {
   // the next member, and chains form cycles of such waits.
   int peer_connections = 512;
   int sync_parallel = 4;      // blobs copied at once while filling a chain
+  uint64_t sync_bytes_per_second = 0;  // the most a fill copies per second; 0: no limit
 };
 
 class ChainReplica {

@@ -15,6 +15,7 @@ struct NodeFlags {
   node::ClusterNodeOptions options;
   std::string data;
   double scrub_mib_per_sec = 64;
+  double repair_mib_per_sec = 0;
   int scrub_interval_s = 3600;
 };
 
@@ -42,6 +43,8 @@ int RunNode(NodeFlags& flags) {
   flags.options.disks = SplitList(flags.data);
   flags.options.scrub_bytes_per_second = static_cast<uint64_t>(flags.scrub_mib_per_sec * (1 << 20));
   flags.options.scrub_interval_ms = flags.scrub_interval_s * 1000;
+  flags.options.repair_bytes_per_second =
+      static_cast<uint64_t>(flags.repair_mib_per_sec * (1 << 20));
   auto node = node::ClusterNode::Start(flags.options, std::move(*creds));
   if (!node.ok()) return Fail("granary node cannot start", node.status());
   nlohmann::json ready = {{"event", "ready"}, {"node", (*node)->id()}, {"port", (*node)->port()}};
@@ -95,6 +98,9 @@ void AddClusterCommands(CLI::App& app) {
       ->check(CLI::Range(0, 86'400'000));
   node->add_option("--scrub-mib-per-sec", node_flags->scrub_mib_per_sec,
                    "rate of the background scrub that reads every blob (0: no scrub)")
+      ->capture_default_str();
+  node->add_option("--repair-mib-per-sec", node_flags->repair_mib_per_sec,
+                   "the most this node copies per second while filling chains (0: no limit)")
       ->capture_default_str();
   node->add_option("--scrub-interval-s", node_flags->scrub_interval_s,
                    "least time between the starts of two scrub passes")

@@ -56,7 +56,7 @@ class ClusterNodeTest : public ::testing::Test {
 
   // Starts node `name` (its own host) on `rack`; its data stays in dir_/name across restarts.
   ClusterNode* StartNode(const std::string& name, const std::string& rack,
-                         int gc_delay_ms = 30'000) {
+                         int gc_delay_ms = 30'000, uint64_t repair_bytes_per_second = 0) {
     ClusterNodeOptions o;
     o.etcd = etcd_.url();
     o.disks = {(dir_ / name).string()};
@@ -66,6 +66,7 @@ class ClusterNodeTest : public ::testing::Test {
     o.lease_ttl_seconds = 2;
     o.poll_ms = 50;
     o.gc_delay_ms = gc_delay_ms;
+    o.repair_bytes_per_second = repair_bytes_per_second;
     auto node = ClusterNode::Start(o, RootCredentials{kAccess, kSecret, ""});
     EXPECT_TRUE(node.ok()) << node.status().ToString();
     nodes_.push_back(std::move(*node));
@@ -244,6 +245,22 @@ TEST_F(ClusterNodeTest, DrainedNodeEmptiesAndDataStaysReadable) {
   EXPECT_GT(d->Stats().blobs_reclaimed, 0u);
   PutRange(*store, 40, 50);
   ExpectReadable(*store, 40, 50);
+}
+
+TEST_F(ClusterNodeTest, RepairIsThrottled) {
+  auto store = StartThreeRacks();
+  ASSERT_NE(store, nullptr);
+  PutRange(*store, 0, 60);  // about 1.5 MB
+  ASSERT_TRUE(nodes_[2]->Stop().ok());
+  nodes_[2].reset();
+  ASSERT_TRUE(WaitFor([&] { return Settled(2); }));
+  const auto started = std::chrono::steady_clock::now();
+  ClusterNode* d = StartNode("d", "rc", 30'000, /*repair_bytes_per_second=*/512 << 10);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }, 60s));
+  // 1.5 MB at 512 KiB/s takes about 3 s; unthrottled it takes a fraction of a second.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_EQ(d->Stats().blobs_copied, 60u);
+  ExpectReadable(*store, 0, 60);
 }
 
 TEST_F(ClusterNodeTest, NewLeaderLetsNodesReRegisterBeforeChangingTheMap) {
