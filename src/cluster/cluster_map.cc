@@ -94,6 +94,12 @@ const Chain& ClusterMap::ChainOf(std::string_view key) const {
   return chains[ChainIndex(key, chains.size())];
 }
 
+const Chain& ClusterMap::PartitionOf(std::string_view bucket) const {
+  std::string key = "meta/";
+  key += bucket;
+  return ChainOf(key);
+}
+
 const NodeInfo* ClusterMap::FindNode(std::string_view id) const {
   auto it = std::lower_bound(nodes.begin(), nodes.end(), id,
                              [](const NodeInfo& n, std::string_view v) { return n.id < v; });

@@ -66,6 +66,9 @@ struct ClusterMap {
 
   // The chain that holds `key`. REQUIRES: !chains.empty().
   const Chain& ChainOf(std::string_view key) const;
+  // The chain whose members hold the namespace partition of `bucket` (its records, replicated
+  // like blobs; the head serves the partition). REQUIRES: !chains.empty().
+  const Chain& PartitionOf(std::string_view bucket) const;
   const NodeInfo* FindNode(std::string_view id) const;
   NodeInfo* FindNode(std::string_view id);
   // How many chains (serving or syncing) each node is in, for nodes of the map, by index.

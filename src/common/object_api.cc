@@ -1,7 +1,9 @@
-// The conveniences of ObjectApi, written once over its virtual calls.
+// The conveniences of ObjectApi, written once over its virtual calls, and common/kept_alive.h.
 #include "granary/object_api.h"
 
 #include <algorithm>
+
+#include "common/kept_alive.h"
 
 namespace granary {
 
@@ -66,6 +68,50 @@ Result<size_t> ObjectApi::GetInto(std::string_view bucket, std::string_view key,
     done += n;
   }
   return done;
+}
+
+}  // namespace granary
+
+namespace granary {
+namespace {
+
+// The owner is declared first, so it is released after the reader or writer it keeps alive.
+class KeptWriter final : public ObjectWriter {
+ public:
+  KeptWriter(std::unique_ptr<ObjectWriter> writer, std::shared_ptr<const void> owner)
+      : owner_(std::move(owner)), writer_(std::move(writer)) {}
+  Status Append(std::string_view data) override { return writer_->Append(data); }
+  Result<ObjectInfo> Commit() override { return writer_->Commit(); }
+
+ private:
+  std::shared_ptr<const void> owner_;
+  std::unique_ptr<ObjectWriter> writer_;
+};
+
+class KeptReader final : public ObjectReader {
+ public:
+  KeptReader(std::unique_ptr<ObjectReader> reader, std::shared_ptr<const void> owner)
+      : owner_(std::move(owner)), reader_(std::move(reader)) {}
+  const ObjectInfo& info() const override { return reader_->info(); }
+  uint64_t offset() const override { return reader_->offset(); }
+  uint64_t length() const override { return reader_->length(); }
+  Result<size_t> Read(std::span<char> buf) override { return reader_->Read(buf); }
+
+ private:
+  std::shared_ptr<const void> owner_;
+  std::unique_ptr<ObjectReader> reader_;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectWriter> KeepingAlive(std::unique_ptr<ObjectWriter> writer,
+                                           std::shared_ptr<const void> owner) {
+  return std::make_unique<KeptWriter>(std::move(writer), std::move(owner));
+}
+
+std::unique_ptr<ObjectReader> KeepingAlive(std::unique_ptr<ObjectReader> reader,
+                                           std::shared_ptr<const void> owner) {
+  return std::make_unique<KeptReader>(std::move(reader), std::move(owner));
 }
 
 }  // namespace granary

@@ -46,7 +46,7 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(ObjectStoreOptions option
   return store;
 }
 
-Status ObjectStore::Init() {
+rocksdb::Options NamespaceDbOptions(uint64_t block_cache_bytes) {
   rocksdb::Options opts;
   opts.create_if_missing = true;
   opts.max_background_jobs = 2;
@@ -57,12 +57,23 @@ Status ObjectStore::Init() {
   opts.enable_pipelined_write = true;
   opts.compression = rocksdb::kLZ4Compression;
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  table.block_cache = rocksdb::NewLRUCache(block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  rocksdb::Status s = rocksdb::DB::Open(opts, options_.dir, &db_);
+  return opts;
+}
+
+Status ObjectStore::Init() {
+  const rocksdb::Options opts = NamespaceDbOptions(options_.block_cache_bytes);
+  rocksdb::Status s;
+  if (options_.db != nullptr) {
+    db_ = options_.db;
+    owns_db_ = false;
+  } else {
+    s = rocksdb::DB::Open(opts, options_.dir, &db_);
+  }
   if (!s.ok()) {
     return FromRocks(s, "opening the namespace in " + options_.dir +
                             " (is another server using this data directory?)");
@@ -110,7 +121,9 @@ Status ObjectStore::Close() {
   reclaim_cv_.notify_all();
   if (reclaimer_.joinable()) reclaimer_.join();
   Status result;
-  if (db_ != nullptr) {
+  if (db_ != nullptr && !owns_db_) {
+    db_ = nullptr;
+  } else if (db_ != nullptr) {
     rocksdb::Status s = db_->SyncWAL();
     if (!s.ok()) result = FromRocks(s, "syncing the namespace log");
     s = db_->Close();
@@ -124,7 +137,7 @@ Status ObjectStore::Close() {
     delete intents_db_;
     intents_db_ = nullptr;
   }
-  Status b = options_.blobs->Close();
+  Status b = options_.close_blobs ? options_.blobs->Close() : Status::OK();
   return result.ok() ? b : result;
 }
 

@@ -34,6 +34,7 @@
 #include "replication/blob_store.h"
 
 namespace rocksdb {
+struct Options;
 class DB;
 class WriteBatch;
 }  // namespace rocksdb
@@ -49,7 +50,13 @@ namespace granary::meta {
 
 struct ObjectStoreOptions {
   std::string dir;  // the RocksDB directory of the namespace
+  // When set, the namespace lives in this database instead (a partition of a cluster's,
+  // meta/replicated_db.h), which the caller keeps open while the store is and closes after it;
+  // `dir` then holds only the intents of uploads.
+  rocksdb::DB* db = nullptr;
   std::shared_ptr<replication::BlobStore> blobs;
+  // Close() closes the blob store too (false when others share it).
+  bool close_blobs = true;
   Clock* clock = nullptr;  // SystemClock when null
   // Objects up to this size live inline in their record.
   uint64_t inline_max_bytes = 4096;
@@ -80,6 +87,9 @@ struct ObjectStoreStats {
   uint64_t reclaimed_blobs = 0;   // since open
   replication::BlobStoreStats blobs;
 };
+
+// The RocksDB options of a namespace's database.
+rocksdb::Options NamespaceDbOptions(uint64_t block_cache_bytes);
 
 class ObjectStore final : public ObjectApi {
  public:
@@ -215,6 +225,7 @@ class ObjectStore final : public ObjectApi {
   const ObjectStoreOptions options_;
   Clock* const clock_;
   rocksdb::DB* db_ = nullptr;
+  bool owns_db_ = true;
   rocksdb::DB* intents_db_ = nullptr;
   std::atomic<bool> closed_{false};
 

@@ -18,6 +18,9 @@
 #include "cluster/keys.h"
 #include "cluster/lease_keeper.h"
 #include "common/logging.h"
+#include "node/namespace_partitions.h"
+#include "node/rpc_handlers.h"
+#include "replication/chain_blob_store.h"
 #include "replication/chain_replica.h"
 #include "replication/local_blob_store.h"
 #include "replication/scrubber.h"
@@ -67,6 +70,7 @@ struct ClusterNode::Impl {
   std::unique_ptr<replication::BlobStore> store;
   std::unique_ptr<cluster::LeaseKeeper> keeper;
   std::unique_ptr<replication::ChainReplica> replica;
+  std::unique_ptr<NamespacePartitions> ns;
   std::unique_ptr<rpc::Server> server;
   std::unique_ptr<replication::Scrubber> scrubber;
   std::thread follower;
@@ -116,7 +120,9 @@ struct ClusterNode::Impl {
       return;
     }
     map_revision = (*kv)->mod_revision;
-    replica->SetMap(std::make_shared<const cluster::ClusterMap>(std::move(*map)));
+    auto shared = std::make_shared<const cluster::ClusterMap>(std::move(*map));
+    replica->SetMap(shared);
+    ns->SetMap(std::move(shared));
   }
 
   // Fills one chain this node is syncing, if any; returns whether it did something.
@@ -134,6 +140,11 @@ struct ClusterNode::Impl {
           continue;  // failed lately: the other chains first
         }
         Result<uint64_t> copied = replica->Sync(chain.id, since);
+        if (copied.ok()) {
+          // The chain's namespace partition too.
+          Status filled = ns->Fill(chain.id);
+          if (!filled.ok()) copied = filled;
+        }
         if (!copied.ok()) {
           GLOG_WARN("sync of chain {} (since version {}) failed, will retry: {}", chain.id, since,
                     copied.status().ToString());
@@ -197,6 +208,12 @@ struct ClusterNode::Impl {
       if (chain.Contains(id)) reclaimed.erase(chain.id);
     }
     if (due.empty()) return;
+    for (uint32_t chain : due) {
+      Status dropped = ns->Drop(chain);
+      if (!dropped.ok()) {
+        GLOG_WARN("dropping namespace partition {} failed: {}", chain, dropped.ToString());
+      }
+    }
     std::vector<std::string> garbage;
     Status scanned = store->Scan([&](std::string_view key, uint64_t) {
       if (due.count(cluster::ChainIndex(key, map->chains.size())) > 0) garbage.emplace_back(key);
@@ -217,7 +234,7 @@ struct ClusterNode::Impl {
   void Follow() {
     for (;;) {
       RefreshMap();
-      const bool busy = SyncOne();
+      const bool busy = SyncOne() | ns->RefillDiverged();
       Reclaim();
       Report();
       std::unique_lock<std::mutex> lock(mu);
@@ -290,16 +307,35 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
       *impl->store, replica_options, [self] { return self->keeper->Held(); },
       [self] { self->RefreshMap(); });
 
+  NamespacePartitionsOptions ns_options;
+  ns_options.node_id = impl->id;
+  ns_options.dir = (std::filesystem::path(impl->options.disks.front()) / "namespace").string();
+  ns_options.access_key = impl->credentials.access_key;
+  ns_options.secret_key = impl->credentials.secret_key;
+  ns_options.open_blobs = [self]() -> Result<std::shared_ptr<replication::BlobStore>> {
+    replication::ChainBlobStoreOptions blob_options;
+    blob_options.etcd = self->options.etcd;
+    blob_options.access_key = self->credentials.access_key;
+    blob_options.secret_key = self->credentials.secret_key;
+    ASSIGN_OR_RETURN(std::unique_ptr<replication::BlobStore> blobs,
+                     replication::OpenChainBlobStore(std::move(blob_options)));
+    return std::shared_ptr<replication::BlobStore>(std::move(blobs));
+  };
+  impl->ns = std::make_unique<NamespacePartitions>(
+      std::move(ns_options), [self] { return self->keeper->Held(); },
+      [self] { self->RefreshMap(); });
+
   rpc::ServerOptions server_options;
   server_options.listen = impl->options.listen;
   server_options.secrets = RootSecretLookup(impl->credentials);
   replication::ChainReplica* replica = impl->replica.get();
+  NamespacePartitions* ns = impl->ns.get();
   ASSIGN_OR_RETURN(impl->server,
-                   rpc::Server::Start(server_options, [replica](rpc::ServerCall& call) {
+                   rpc::Server::Start(server_options, [replica, ns](rpc::ServerCall& call) {
                      if (replica->Handles(call.method())) return replica->Handle(call);
-                     return call.Respond(Status::NotSupported(
-                         "method " + std::to_string(call.method()) +
-                         " is not served by a storage node: use a gateway's S3 address"));
+                     if (ns->Handles(call.method())) return ns->Handle(call);
+                     // The object methods, for the buckets whose partitions this node heads.
+                     return rpc_handlers::Dispatch(*ns, call);
                    }));
   if (impl->options.advertise.ends_with(":0")) {
     impl->options.advertise = impl->options.advertise.substr(0, impl->options.advertise.size() - 1) +
@@ -329,6 +365,7 @@ Status ClusterNode::Stop() {
   impl_->scrubber->Stop();
   impl_->keeper->Stop(/*revoke=*/true);
   impl_->server->Stop();
+  impl_->ns->Close();
   Status closed = impl_->store->Close();
   impl_.reset();
   return closed;

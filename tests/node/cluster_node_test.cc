@@ -14,6 +14,7 @@
 #include "cluster/cluster_map.h"
 #include "cluster/etcd_fixture.h"
 #include "cluster/keys.h"
+#include "granary/client.h"
 #include "manager/manager.h"
 #include "replication/blob_store.h"
 #include "replication/chain_blob_store.h"
@@ -138,6 +139,72 @@ class ClusterNodeTest : public ::testing::Test {
       auto got = store.GetMany(std::span<const std::string>(&key, 1));
       ASSERT_TRUE(got[0].ok()) << key << ": " << got[0].status().ToString();
       EXPECT_EQ(*got[0], Value(i)) << key;
+    }
+  }
+
+  // A client of the node heading `bucket`'s namespace partition now (null if none answers).
+  std::unique_ptr<Client> HeadOf(const std::string& bucket) {
+    cluster::ClusterMap map = Map();
+    if (map.chains.empty()) return nullptr;
+    const cluster::Chain& chain = map.PartitionOf(bucket);
+    if (chain.members.empty()) return nullptr;
+    const cluster::NodeInfo* head = map.FindNode(chain.members.front());
+    if (head == nullptr) return nullptr;
+    auto client = Client::Connect(head->address, Credentials{kAccess, kSecret});
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  // Runs `op` against the head of `bucket`'s partition until it succeeds (the head may be
+  // changing), for up to 30 s.
+  template <typename Op>
+  bool AtHead(const std::string& bucket, Op op) {
+    return WaitFor([&] {
+      std::unique_ptr<Client> client = HeadOf(bucket);
+      return client != nullptr && op(*client);
+    }, 30s);
+  }
+
+  ClusterNode* NodeById(const std::string& id) {
+    for (auto& n : nodes_) {
+      if (n && n->id() == id) return n.get();
+    }
+    return nullptr;
+  }
+
+  void StopNode(const std::string& id) {
+    for (auto& n : nodes_) {
+      if (n && n->id() == id) {
+        ASSERT_TRUE(n->Stop().ok());
+        n.reset();
+      }
+    }
+  }
+
+  // Every object i in [0, count) of `bucket` is listed and reads back as Value(i).
+  void ExpectObjects(const std::string& bucket, int count) {
+    ASSERT_TRUE(AtHead(bucket, [&](Client& client) {
+      ListOptions options;
+      options.max_keys = 1000;
+      auto listed = client.List(bucket, options);
+      if (!listed.ok()) return false;
+      EXPECT_EQ(listed->objects.size(), static_cast<size_t>(count));
+      for (int i = 0; i < count; ++i) {
+        auto got = client.Get(bucket, "obj/" + std::to_string(1000 + i));
+        if (!got.ok()) {
+          ADD_FAILURE() << i << ": " << got.status().ToString();
+          return true;
+        }
+        EXPECT_EQ(*got, Value(i)) << i;
+      }
+      return true;
+    }));
+  }
+
+  void PutObjects(const std::string& bucket, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      ASSERT_TRUE(AtHead(bucket, [&](Client& client) {
+        return client.Put(bucket, "obj/" + std::to_string(1000 + i), Value(i)).ok();
+      })) << i;
     }
   }
 
@@ -281,6 +348,60 @@ TEST_F(ClusterNodeTest, NewLeaderLetsNodesReRegisterBeforeChangingTheMap) {
   ASSERT_TRUE(WaitFor([&] { return Map().epoch > epoch; }));
   EXPECT_GE(std::chrono::steady_clock::now() - started, 1500ms);
   ASSERT_TRUE(WaitFor([&] { return Settled(2); }));
+}
+
+TEST_F(ClusterNodeTest, NamespaceOutlivesTheNodesHeadingIt) {
+  StartNode("a", "ra");
+  StartNode("b", "rb");
+  StartNode("c", "rc");
+  StartNode("d", "rd");
+  StartManager(3, 8);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }));
+  const std::string bucket = "photos";
+  ASSERT_TRUE(AtHead(bucket, [&](Client& c) { return c.CreateBucket(bucket).ok(); }));
+  // A node that does not head the partition refuses, saying its map is not the client's.
+  {
+    cluster::ClusterMap map = Map();
+    const cluster::Chain& chain = map.PartitionOf(bucket);
+    ASSERT_GE(chain.members.size(), 2u);
+    auto other = Client::Connect(map.FindNode(chain.members[1])->address,
+                                 Credentials{kAccess, kSecret});
+    ASSERT_TRUE(other.ok());
+    EXPECT_EQ((*other)->HeadBucket(bucket).status().code(), Code::kStaleMap);
+  }
+  PutObjects(bucket, 0, 40);  // inline records and blobs of up to 50 KB
+  ExpectObjects(bucket, 40);
+
+  // The head goes: the next member serves everything acknowledged, and a spare node is filled
+  // with the partition.
+  const std::string first_head = Map().PartitionOf(bucket).members.front();
+  StopNode(first_head);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3) && !Map().PartitionOf(bucket).Contains(first_head); },
+                      30s));
+  ExpectObjects(bucket, 40);
+  PutObjects(bucket, 40, 60);
+  ASSERT_TRUE(AtHead(bucket, [&](Client& c) { return c.Delete(bucket, "obj/1000").ok(); }));
+
+  // And the next head, twice over: only nodes that were filled or followed the log remain.
+  for (int round = 0; round < 2; ++round) {
+    const std::string head = Map().PartitionOf(bucket).members.front();
+    StopNode(head);
+    ASSERT_TRUE(WaitFor([&] { return !Map().PartitionOf(bucket).Contains(head); }, 30s));
+    ASSERT_TRUE(AtHead(bucket, [&](Client& c) {
+      auto listed = c.List(bucket, ListOptions{});
+      if (!listed.ok()) return false;
+      EXPECT_EQ(listed->objects.size(), 59u);
+      auto gone = c.Get(bucket, "obj/1000");
+      EXPECT_EQ(gone.status().code(), Code::kNotFound);
+      auto last = c.Get(bucket, "obj/1059");
+      EXPECT_TRUE(last.ok() && *last == Value(59));
+      return true;
+    }));
+    if (round == 0) {
+      StartNode("e", "re");
+      ASSERT_TRUE(WaitFor([&] { return Settled(3); }, 30s));
+    }
+  }
 }
 
 }  // namespace

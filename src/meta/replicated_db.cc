@@ -1,0 +1,370 @@
+#include "meta/replicated_db.h"
+
+#include <rocksdb/write_batch.h>
+
+#include "meta/keys.h"
+#include "meta/rocks.h"
+
+namespace granary::meta {
+namespace {
+
+// The last entry applied: 8-byte number, 8-byte term (docs/formats/meta.md).
+constexpr std::string_view kAppliedKey = "R";
+constexpr char kLogKind = 'L';
+
+std::string LogKey(uint64_t seq) {
+  std::string key(1, kLogKind);
+  PutBigEndian64(&key, seq);
+  return key;
+}
+
+bool IsReplicationKey(const rocksdb::Slice& key) {
+  return (key.size() == 9 && key[0] == kLogKind) || key == rocksdb::Slice(kAppliedKey.data(), 1);
+}
+
+// Copies the operations of a batch into another (a group's entry).
+class Copier final : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit Copier(rocksdb::WriteBatch* to) : to_(to) {}
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    if (cf != 0) return rocksdb::Status::NotSupported("column families are not replicated");
+    return to_->Put(key, value);
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    if (cf != 0) return rocksdb::Status::NotSupported("column families are not replicated");
+    return to_->Delete(key);
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    return DeleteCF(cf, key);
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& begin,
+                                const rocksdb::Slice& end) override {
+    if (cf != 0) return rocksdb::Status::NotSupported("column families are not replicated");
+    return to_->DeleteRange(begin, end);
+  }
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+    return rocksdb::Status::NotSupported("merges are not replicated");
+  }
+
+ private:
+  rocksdb::WriteBatch* to_;
+};
+
+}  // namespace
+
+struct ReplicatedDb::Waiter {
+  rocksdb::WriteBatch* batch;
+  Status status;
+  bool done = false;
+};
+
+ReplicatedDb::ReplicatedDb(rocksdb::DB* base, ReplicatedDbOptions options)
+    : rocksdb::StackableDB(base), options_(std::move(options)) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(kAppliedKey), &value);
+  if (s.ok() && value.size() == 16) {
+    applied_ = GetBigEndian64(value);
+    applied_term_ = GetBigEndian64(std::string_view(value).substr(8));
+  }
+}
+
+ReplicatedDb::~ReplicatedDb() {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  acknowledged_.reset();  // before the base database goes
+}
+
+std::pair<uint64_t, uint64_t> ReplicatedDb::Applied() const {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  return {applied_, applied_term_};
+}
+
+rocksdb::Status ReplicatedDb::Write(const rocksdb::WriteOptions&, rocksdb::WriteBatch* batch) {
+  Waiter me{batch, Status::OK(), false};
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  queue_.push_back(&me);
+  queue_cv_.wait(lock, [&] { return me.done || !leading_; });
+  if (!me.done) {
+    // Lead: commit every batch waiting now (this one among them) as one entry.
+    leading_ = true;
+    std::vector<Waiter*> group(queue_.begin(), queue_.end());
+    queue_.clear();
+    lock.unlock();
+    std::vector<rocksdb::WriteBatch*> batches;
+    batches.reserve(group.size());
+    for (Waiter* w : group) batches.push_back(w->batch);
+    const Status status = Commit(batches);
+    lock.lock();
+    for (Waiter* w : group) {
+      w->status = status;
+      w->done = true;
+    }
+    leading_ = false;
+    queue_cv_.notify_all();
+  }
+  if (me.status.ok()) return rocksdb::Status::OK();
+  // The caller turns this back into a Status (FromRocks): keep the reason readable.
+  if (me.status.code() == Code::kStaleMap || me.status.code() == Code::kUnavailable) {
+    return rocksdb::Status::Busy(me.status.ToString());
+  }
+  return rocksdb::Status::IOError(me.status.ToString());
+}
+
+rocksdb::Status ReplicatedDb::Put(const rocksdb::WriteOptions& options,
+                                  rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& key,
+                                  const rocksdb::Slice& value) {
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.Put(cf, key, value);
+  return s.ok() ? Write(options, &batch) : s;
+}
+
+rocksdb::Status ReplicatedDb::Delete(const rocksdb::WriteOptions& options,
+                                     rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& key) {
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.Delete(cf, key);
+  return s.ok() ? Write(options, &batch) : s;
+}
+
+Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches) {
+  LogEntry entry;
+  if (batches.size() == 1) {
+    entry.data = batches.front()->Data();
+  } else {
+    rocksdb::WriteBatch group;
+    Copier copier(&group);
+    for (rocksdb::WriteBatch* b : batches) {
+      RETURN_IF_ERROR(FromRocks(b->Iterate(&copier), "grouping namespace writes"));
+    }
+    entry.data = group.Data();
+  }
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  ASSIGN_OR_RETURN(entry.term, options_.admit());
+  entry.seq = applied_ + 1;
+  RETURN_IF_ERROR(ApplyLocally(entry));
+  RETURN_IF_ERROR(Propagate(entry));
+  MarkAcknowledged();
+  return Status::OK();
+}
+
+Status ReplicatedDb::Barrier() {
+  rocksdb::WriteBatch empty;
+  return Commit({&empty});
+}
+
+Status ReplicatedDb::ApplyLocally(const LogEntry& entry) {
+  rocksdb::WriteBatch batch(entry.data);
+  std::string marker;
+  PutBigEndian64(&marker, entry.seq);
+  PutBigEndian64(&marker, entry.term);
+  std::string logged;
+  PutBigEndian64(&logged, entry.term);
+  logged += entry.data;
+  RETURN_IF_ERROR(FromRocks(batch.Put(kAppliedKey, marker), "logging an entry"));
+  RETURN_IF_ERROR(FromRocks(batch.Put(LogKey(entry.seq), logged), "logging an entry"));
+  if (entry.seq > options_.log_entries) {
+    RETURN_IF_ERROR(
+        FromRocks(batch.Delete(LogKey(entry.seq - options_.log_entries)), "trimming the log"));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "applying a namespace entry"));
+  applied_ = entry.seq;
+  applied_term_ = entry.term;
+  return Status::OK();
+}
+
+Status ReplicatedDb::Propagate(const LogEntry& entry) {
+  ASSIGN_OR_RETURN(uint64_t next_has, options_.send(entry));
+  if (next_has >= entry.seq) return Status::OK();
+  // The next member lacks entries before this one: send those first, in order.
+  for (uint64_t seq = next_has + 1; seq < entry.seq; ++seq) {
+    Result<LogEntry> missing = ReadLog(seq);
+    if (!missing.ok()) {
+      return Status::Unavailable("the next member of the chain lacks entry " +
+                                 std::to_string(seq) + ", which this member's log no longer has: " +
+                                 "it must be refilled");
+    }
+    ASSIGN_OR_RETURN(uint64_t has, options_.send(*missing));
+    if (has < seq) {
+      return Status::Unavailable("the next member of the chain did not apply entry " +
+                                 std::to_string(seq));
+    }
+  }
+  ASSIGN_OR_RETURN(next_has, options_.send(entry));
+  if (next_has < entry.seq) {
+    return Status::Unavailable("the next member of the chain did not apply entry " +
+                               std::to_string(entry.seq));
+  }
+  return Status::OK();
+}
+
+Result<LogEntry> ReplicatedDb::ReadLog(uint64_t seq) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), LogKey(seq), &value);
+  if (s.IsNotFound() || (s.ok() && value.size() < 8)) {
+    return Status::NotFound("entry " + std::to_string(seq) + " is not in the log");
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading the log"));
+  LogEntry entry;
+  entry.seq = seq;
+  entry.term = GetBigEndian64(value);
+  entry.data = value.substr(8);
+  return entry;
+}
+
+Result<uint64_t> ReplicatedDb::Apply(const LogEntry& entry) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  if (entry.seq > applied_ + 1) return applied_;  // the sender sends the missing ones first
+  if (entry.seq <= applied_) {
+    // Sent again (its sender did not hear back): pass it on if it is the one applied here.
+    Result<LogEntry> mine = ReadLog(entry.seq);
+    if (mine.ok() && mine->term != entry.term) {
+      return Status::PreconditionFailed("entry " + std::to_string(entry.seq) +
+                                        " here was written under another term: this member "
+                                        "diverged from the head and must be refilled");
+    }
+  } else {
+    RETURN_IF_ERROR(ApplyLocally(entry));
+  }
+  RETURN_IF_ERROR(Propagate(entry));
+  return applied_;
+}
+
+Result<std::vector<LogEntry>> ReplicatedDb::Pull(uint64_t after, uint64_t after_term,
+                                                 size_t max_bytes) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  const Status copy_instead = Status::NotFound("the entries after " + std::to_string(after) +
+                                               " are not all in this member's log");
+  if (after > applied_) return copy_instead;
+  if (after > 0 && !(after == applied_ && after_term == applied_term_)) {
+    Result<LogEntry> last = ReadLog(after);
+    if (!last.ok() || last->term != after_term) return copy_instead;
+  }
+  std::vector<LogEntry> entries;
+  size_t bytes = 0;
+  for (uint64_t seq = after + 1; seq <= applied_ && bytes < max_bytes; ++seq) {
+    Result<LogEntry> entry = ReadLog(seq);
+    if (!entry.ok()) return copy_instead;
+    bytes += entry->data.size();
+    entries.push_back(std::move(*entry));
+  }
+  return entries;
+}
+
+Result<ReplicatedDb::CopyPage> ReplicatedDb::Scan(const std::string& after, size_t max_bytes) {
+  CopyPage page;
+  std::unique_ptr<rocksdb::Iterator> it;
+  {
+    // The iterator sees exactly the entries up to `applied`.
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    page.applied = applied_;
+    page.applied_term = applied_term_;
+    it.reset(db_->NewIterator(rocksdb::ReadOptions()));
+  }
+  size_t bytes = 0;
+  for (it->Seek(after); it->Valid() && bytes < max_bytes; it->Next()) {
+    if (!after.empty() && it->key() == rocksdb::Slice(after)) continue;
+    if (IsReplicationKey(it->key())) continue;
+    bytes += it->key().size() + it->value().size();
+    page.items.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "copying the namespace"));
+  page.done = !it->Valid();
+  return page;
+}
+
+Status ReplicatedDb::Reset() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  rocksdb::WriteBatch batch;
+  // Keys begin with a kind byte below 0xff.
+  RETURN_IF_ERROR(FromRocks(batch.DeleteRange(std::string(), std::string(1, '\xff')),
+                            "forgetting the namespace"));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "forgetting the namespace"));
+  applied_ = applied_term_ = 0;
+  std::lock_guard<std::mutex> snap(snapshot_mu_);
+  acknowledged_.reset();
+  return Status::OK();
+}
+
+Status ReplicatedDb::InstallCopy(const std::vector<std::pair<std::string, std::string>>& items,
+                                 std::optional<std::pair<uint64_t, uint64_t>> applied) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  rocksdb::WriteBatch batch;
+  for (const auto& [key, value] : items) {
+    RETURN_IF_ERROR(FromRocks(batch.Put(key, value), "copying the namespace"));
+  }
+  std::string marker;
+  if (applied) {
+    PutBigEndian64(&marker, applied->first);
+    PutBigEndian64(&marker, applied->second);
+    RETURN_IF_ERROR(FromRocks(batch.Put(kAppliedKey, marker), "copying the namespace"));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = applied.has_value();
+  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "copying the namespace"));
+  if (applied) std::tie(applied_, applied_term_) = *applied;
+  return Status::OK();
+}
+
+Status ReplicatedDb::ApplyPulled(const std::vector<LogEntry>& entries) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  for (const LogEntry& entry : entries) {
+    if (entry.seq <= applied_) continue;
+    if (entry.seq != applied_ + 1) {
+      return Status::Internal("pulled entry " + std::to_string(entry.seq) + " after " +
+                              std::to_string(applied_));
+    }
+    RETURN_IF_ERROR(ApplyLocally(entry));
+  }
+  return Status::OK();
+}
+
+void ReplicatedDb::MarkAcknowledged() {
+  rocksdb::DB* base = db_;
+  SnapshotRef snapshot(base->GetSnapshot(),
+                       [base](const rocksdb::Snapshot* s) { base->ReleaseSnapshot(s); });
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  acknowledged_ = std::move(snapshot);
+}
+
+rocksdb::ReadOptions ReplicatedDb::AtSnapshot(const rocksdb::ReadOptions& options,
+                                              SnapshotRef* keep) const {
+  rocksdb::ReadOptions ro = options;
+  if (ro.snapshot == nullptr) {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    *keep = acknowledged_;
+    ro.snapshot = keep->get();
+  }
+  return ro;
+}
+
+rocksdb::Status ReplicatedDb::Get(const rocksdb::ReadOptions& options,
+                                  rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& key,
+                                  rocksdb::PinnableSlice* value) {
+  SnapshotRef keep;
+  return db_->Get(AtSnapshot(options, &keep), cf, key, value);
+}
+
+std::vector<rocksdb::Status> ReplicatedDb::MultiGet(
+    const rocksdb::ReadOptions& options, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs,
+    const std::vector<rocksdb::Slice>& keys, std::vector<std::string>* values) {
+  SnapshotRef keep;
+  return db_->MultiGet(AtSnapshot(options, &keep), cfs, keys, values);
+}
+
+rocksdb::Iterator* ReplicatedDb::NewIterator(const rocksdb::ReadOptions& options,
+                                             rocksdb::ColumnFamilyHandle* cf) {
+  SnapshotRef keep;
+  rocksdb::Iterator* it = db_->NewIterator(AtSnapshot(options, &keep), cf);
+  if (keep != nullptr) {
+    // The snapshot lives as long as the iterator.
+    it->RegisterCleanup(
+        [](void* arg, void*) { delete static_cast<SnapshotRef*>(arg); },
+        new SnapshotRef(std::move(keep)), nullptr);
+  }
+  return it;
+}
+
+}  // namespace granary::meta

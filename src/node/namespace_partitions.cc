@@ -1,0 +1,679 @@
+#include "node/namespace_partitions.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <filesystem>
+
+#include "common/kept_alive.h"
+#include "common/logging.h"
+#include "meta/object_store.h"
+#include "meta/replicated_db.h"
+#include "meta/rocks.h"
+#include "proto/chain.pb.h"
+
+namespace granary::node {
+namespace {
+
+using cluster::Chain;
+using cluster::ClusterMap;
+
+constexpr size_t kPageBytes = 4 << 20;         // of a pull or a copy
+constexpr uint64_t kMaxEntryBytes = 256 << 20;  // one entry sent down the chain
+
+Status StaleHead(const std::string& node, const Chain& chain) {
+  return Status(Code::kStaleMap, "node " + node + " does not head namespace partition " +
+                                     std::to_string(chain.id) + " (chain version " +
+                                     std::to_string(chain.version) + ")");
+}
+
+bool Parse(rpc::ServerCall& call, google::protobuf::MessageLite* message) {
+  return message->ParseFromArray(call.body().data(), static_cast<int>(call.body().size()));
+}
+
+Status ReadPayload(rpc::ServerCall& call, std::string* out) {
+  if (call.payload_chunked() || call.payload_length() > kMaxEntryBytes) {
+    return Status::InvalidArgument("a namespace entry is one payload of at most 256 MiB");
+  }
+  out->resize(call.payload_length());
+  for (size_t got = 0; got < out->size();) {
+    ASSIGN_OR_RETURN(size_t n, call.ReadPayload(std::span<char>(*out).subspan(got)));
+    if (n == 0) return Status::Unavailable("namespace entry cut short");
+    got += n;
+  }
+  return Status::OK();
+}
+
+int IndexOf(const std::vector<std::string>& members, const std::string& id) {
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (members[i] == id) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+struct NamespacePartitions::Partition {
+  uint32_t chain = 0;
+  std::mutex mu;  // opening and closing the store
+  std::unique_ptr<meta::ReplicatedDb> db;       // set once by Get()
+  std::shared_ptr<meta::ObjectStore> store;     // GUARDED_BY(mu): while this node heads it
+  std::weak_ptr<meta::ObjectStore> retiring;    // GUARDED_BY(mu): the last store, closing
+  std::atomic<bool> diverged{false};
+  std::atomic<bool> filling{false};
+};
+
+NamespacePartitions::NamespacePartitions(NamespacePartitionsOptions options,
+                                         std::function<bool()> writable,
+                                         std::function<void()> refresh)
+    : options_(std::move(options)),
+      writable_(std::move(writable)),
+      refresh_(std::move(refresh)),
+      peers_(options_.access_key, options_.secret_key, 64) {}
+
+NamespacePartitions::~NamespacePartitions() { Close(); }
+
+std::shared_ptr<const ClusterMap> NamespacePartitions::map() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_;
+}
+
+void NamespacePartitions::SetMap(std::shared_ptr<const ClusterMap> map) {
+  std::vector<std::shared_ptr<Partition>> open;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_ != nullptr && map->epoch <= map_->epoch) return;
+    map_ = map;
+    for (auto& [chain, p] : partitions_) open.push_back(p);
+  }
+  for (const std::shared_ptr<Partition>& p : open) {
+    if (p->chain >= map->chains.size()) continue;
+    const Chain& chain = map->chains[p->chain];
+    if (!chain.members.empty() && chain.members.front() == options_.node_id) continue;
+    std::lock_guard<std::mutex> lock(p->mu);
+    Retire(p.get());
+  }
+}
+
+void NamespacePartitions::Retire(Partition* p) {
+  if (p->store == nullptr) return;
+  GLOG_INFO("no longer heading namespace partition {}", p->chain);
+  p->retiring = p->store;
+  p->store.reset();  // closes once the requests in flight let go of it
+}
+
+Result<std::shared_ptr<NamespacePartitions::Partition>> NamespacePartitions::Get(
+    uint32_t chain) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return Status::Unavailable("the node is stopping");
+  auto it = partitions_.find(chain);
+  if (it != partitions_.end()) return it->second;
+  const std::string dir = options_.dir + "/" + std::to_string(chain);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  rocksdb::Options opts = meta::NamespaceDbOptions(options_.block_cache_bytes);
+  opts.write_buffer_size = 16 << 20;
+  rocksdb::DB* base = nullptr;
+  RETURN_IF_ERROR(meta::FromRocks(rocksdb::DB::Open(opts, dir + "/db", &base),
+                                  "opening namespace partition " + dir));
+  auto p = std::make_shared<Partition>();
+  p->chain = chain;
+  meta::ReplicatedDbOptions db_options;
+  db_options.admit = [this, chain]() -> Result<uint64_t> {
+    if (!writable_()) {
+      return Status::Unavailable("node " + options_.node_id + " does not hold its lease");
+    }
+    auto m = map();
+    if (m == nullptr || chain >= m->chains.size()) {
+      return Status::Unavailable("this node has no cluster map yet");
+    }
+    const Chain& c = m->chains[chain];
+    if (c.members.empty() || c.members.front() != options_.node_id) {
+      return StaleHead(options_.node_id, c);
+    }
+    return c.version;
+  };
+  db_options.send = [this, chain](const meta::LogEntry& entry) -> Result<uint64_t> {
+    auto m = map();
+    if (m == nullptr || chain >= m->chains.size()) {
+      return Status::Unavailable("this node has no cluster map yet");
+    }
+    const Chain& c = m->chains[chain];
+    const int at = IndexOf(c.members, options_.node_id);
+    if (at < 0) {
+      return Status(Code::kStaleMap, "node " + options_.node_id + " no longer serves chain " +
+                                         std::to_string(chain));
+    }
+    if (at + 1 == static_cast<int>(c.members.size())) return entry.seq;  // the tail
+    const cluster::NodeInfo* next = m->FindNode(c.members[at + 1]);
+    if (next == nullptr) return Status::Unavailable("the next member is not in the map");
+    proto::MetaApplyRequest request;
+    request.set_chain(chain);
+    request.set_version(c.version);
+    request.set_seq(entry.seq);
+    request.set_term(entry.term);
+    ASSIGN_OR_RETURN(replication::PeerAnswer answer,
+                     replication::CallPeer(peers_.Of(next->address), proto::META_APPLY, request,
+                                           entry.data,
+                                           rpc::DeadlineAfterMs(options_.peer_timeout_ms)));
+    RETURN_IF_ERROR(answer.status);
+    proto::MetaApplyResponse response;
+    if (!response.ParseFromString(answer.body)) {
+      return Status::Corruption("unreadable answer to a namespace entry");
+    }
+    return response.applied();
+  };
+  p->db = std::make_unique<meta::ReplicatedDb>(base, std::move(db_options));
+  partitions_.emplace(chain, p);
+  return p;
+}
+
+Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreFor(std::string_view bucket) {
+  auto m = map();
+  if (m == nullptr || m->chains.empty()) {
+    return Status::Unavailable("this node has no cluster map yet");
+  }
+  return StoreOf(m->PartitionOf(bucket));
+}
+
+Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreOf(const Chain& chain) {
+  if (chain.members.empty() || chain.members.front() != options_.node_id) {
+    return StaleHead(options_.node_id, chain);
+  }
+  if (!writable_()) {
+    return Status::Unavailable("node " + options_.node_id + " does not hold its lease");
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Partition> p, Get(chain.id));
+  std::lock_guard<std::mutex> lock(p->mu);
+  if (p->store != nullptr) return p->store;
+  if (p->diverged || p->filling) {
+    return Status::Unavailable("namespace partition " + std::to_string(chain.id) +
+                               " is being filled on this node");
+  }
+  if (!p->retiring.expired()) {
+    return Status::Unavailable("namespace partition " + std::to_string(chain.id) +
+                               " is still closing from this node's last turn as its head");
+  }
+  // A new head: every member gets what this one has before anything is read.
+  RETURN_IF_ERROR(p->db->Barrier());
+  std::shared_ptr<replication::BlobStore> blobs;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (blobs_ == nullptr) {
+      ASSIGN_OR_RETURN(blobs_, options_.open_blobs());
+    }
+    blobs = blobs_;
+  }
+  meta::ObjectStoreOptions store_options;
+  store_options.dir = options_.dir + "/" + std::to_string(chain.id);
+  store_options.db = p->db.get();
+  store_options.blobs = std::move(blobs);
+  store_options.close_blobs = false;
+  store_options.block_cache_bytes = options_.block_cache_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<meta::ObjectStore> store,
+                   meta::ObjectStore::Open(std::move(store_options)));
+  p->store = std::move(store);
+  GLOG_INFO("heading namespace partition {} (chain version {})", chain.id, chain.version);
+  return p->store;
+}
+
+bool NamespacePartitions::Handles(uint32_t method) const {
+  return method == proto::META_APPLY || method == proto::META_PULL ||
+         method == proto::META_COPY;
+}
+
+Status NamespacePartitions::Handle(rpc::ServerCall& call) {
+  switch (call.method()) {
+    case proto::META_APPLY:
+      return ApplyCall(call);
+    case proto::META_PULL:
+      return PullCall(call);
+    case proto::META_COPY:
+      return CopyCall(call);
+    default:
+      return call.Respond(Status::NotSupported("not a namespace method"));
+  }
+}
+
+Status NamespacePartitions::ApplyCall(rpc::ServerCall& call) {
+  proto::MetaApplyRequest request;
+  meta::LogEntry entry;
+  if (!Parse(call, &request)) {
+    return call.Respond(Status::InvalidArgument("unreadable namespace entry"));
+  }
+  RETURN_IF_ERROR(ReadPayload(call, &entry.data));
+  entry.seq = request.seq();
+  entry.term = request.term();
+  auto m = map();
+  if (m != nullptr && request.chain() < m->chains.size() &&
+      m->chains[request.chain()].version < request.version()) {
+    refresh_();
+    m = map();
+  }
+  if (m == nullptr || request.chain() >= m->chains.size()) {
+    return call.Respond(Status::Unavailable("this node has no map with chain " +
+                                            std::to_string(request.chain())));
+  }
+  const Chain& chain = m->chains[request.chain()];
+  if (request.version() != chain.version) {
+    return call.Respond(Status(Code::kStaleMap, "chain " + std::to_string(chain.id) +
+                                                    " is at version " +
+                                                    std::to_string(chain.version) +
+                                                    ", the entry was sent at version " +
+                                                    std::to_string(request.version())));
+  }
+  if (IndexOf(chain.members, options_.node_id) <= 0) {
+    return call.Respond(Status(Code::kStaleMap, "node " + options_.node_id +
+                                                    " is not a member after the head of chain " +
+                                                    std::to_string(chain.id)));
+  }
+  if (!writable_()) {
+    return call.Respond(
+        Status::Unavailable("node " + options_.node_id + " does not hold its lease"));
+  }
+  Result<std::shared_ptr<Partition>> p = Get(chain.id);
+  if (!p.ok()) return call.Respond(p.status());
+  {
+    std::lock_guard<std::mutex> lock((*p)->mu);
+    Retire(p->get());  // someone else heads it now
+  }
+  if ((*p)->filling || (*p)->diverged) {
+    return call.Respond(Status::Unavailable("namespace partition " + std::to_string(chain.id) +
+                                            " is being refilled on node " + options_.node_id));
+  }
+  Result<uint64_t> applied = (*p)->db->Apply(entry);
+  if (!applied.ok()) {
+    if (applied.status().code() == Code::kPreconditionFailed) {
+      GLOG_WARN("namespace partition {} diverged from its head: refilling it ({})", chain.id,
+                applied.status().ToString());
+      (*p)->diverged = true;
+      return call.Respond(Status::Unavailable(applied.status().message()));
+    }
+    return call.Respond(applied.status());
+  }
+  proto::MetaApplyResponse response;
+  response.set_applied(*applied);
+  return call.Respond(response);
+}
+
+Status NamespacePartitions::PullCall(rpc::ServerCall& call) {
+  proto::MetaPullRequest request;
+  if (!Parse(call, &request)) {
+    return call.Respond(Status::InvalidArgument("unreadable namespace pull"));
+  }
+  Result<std::shared_ptr<Partition>> p = Get(request.chain());
+  if (!p.ok()) return call.Respond(p.status());
+  proto::MetaPullResponse response;
+  Result<std::vector<meta::LogEntry>> entries = (*p)->db->Pull(
+      request.after(), request.after_term(),
+      std::min<uint64_t>(request.max_bytes() == 0 ? kPageBytes : request.max_bytes(), kPageBytes));
+  if (!entries.ok()) {
+    if (entries.status().code() != Code::kNotFound) return call.Respond(entries.status());
+    response.set_copy_needed(true);
+    return call.Respond(response);
+  }
+  std::vector<std::string_view> payload;
+  for (const meta::LogEntry& entry : *entries) {
+    response.add_seq(entry.seq);
+    response.add_term(entry.term);
+    response.add_size(entry.data.size());
+    payload.push_back(entry.data);
+  }
+  return call.Respond(response, payload);
+}
+
+Status NamespacePartitions::CopyCall(rpc::ServerCall& call) {
+  proto::MetaCopyRequest request;
+  if (!Parse(call, &request)) {
+    return call.Respond(Status::InvalidArgument("unreadable namespace copy"));
+  }
+  Result<std::shared_ptr<Partition>> p = Get(request.chain());
+  if (!p.ok()) return call.Respond(p.status());
+  Result<meta::ReplicatedDb::CopyPage> page = (*p)->db->Scan(
+      request.after(),
+      std::min<uint64_t>(request.max_bytes() == 0 ? kPageBytes : request.max_bytes(), kPageBytes));
+  if (!page.ok()) return call.Respond(page.status());
+  proto::MetaCopyResponse response;
+  response.set_applied(page->applied);
+  response.set_applied_term(page->applied_term);
+  response.set_done(page->done);
+  std::vector<std::string_view> payload;
+  for (const auto& [key, value] : page->items) {
+    response.add_key_size(key.size());
+    response.add_value_size(value.size());
+    payload.push_back(key);
+    payload.push_back(value);
+  }
+  return call.Respond(response, payload);
+}
+
+Result<std::string> NamespacePartitions::FillSource(const Chain& chain) const {
+  auto m = map();
+  for (auto it = chain.members.rbegin(); it != chain.members.rend(); ++it) {
+    if (*it == options_.node_id) continue;
+    const cluster::NodeInfo* node = m->FindNode(*it);
+    if (node != nullptr) return node->address;
+  }
+  return Status::Unavailable("chain " + std::to_string(chain.id) +
+                             " has no other serving member to fill from");
+}
+
+Status NamespacePartitions::Fill(uint32_t chain_id) {
+  auto m = map();
+  if (m == nullptr || chain_id >= m->chains.size()) {
+    return Status::Unavailable("this node has no map with chain " + std::to_string(chain_id));
+  }
+  const Chain chain = m->chains[chain_id];
+  ASSIGN_OR_RETURN(std::string source_address, FillSource(chain));
+  rpc::ConnectionPool& source = peers_.Of(source_address);
+  ASSIGN_OR_RETURN(std::shared_ptr<Partition> partition, Get(chain_id));
+  Partition* p = partition.get();
+  p->filling = true;
+  struct Done {
+    Partition* p;
+    ~Done() { p->filling = false; }
+  } done{p};
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    Retire(p);
+  }
+  if (p->diverged) {
+    RETURN_IF_ERROR(CopyAll(p, source, chain_id));
+    p->diverged = false;
+  }
+  for (;;) {
+    const auto [after, after_term] = p->db->Applied();
+    proto::MetaPullRequest request;
+    request.set_chain(chain_id);
+    request.set_after(after);
+    request.set_after_term(after_term);
+    request.set_max_bytes(kPageBytes);
+    ASSIGN_OR_RETURN(replication::PeerAnswer answer,
+                     replication::CallPeer(source, proto::META_PULL, request, {},
+                                           rpc::DeadlineAfterMs(options_.peer_timeout_ms)));
+    RETURN_IF_ERROR(answer.status);
+    proto::MetaPullResponse response;
+    if (!response.ParseFromString(answer.body) || response.seq_size() != response.term_size() ||
+        response.seq_size() != response.size_size()) {
+      return Status::Corruption("unreadable answer to a namespace pull");
+    }
+    if (response.copy_needed()) {
+      RETURN_IF_ERROR(CopyAll(p, source, chain_id));
+      continue;
+    }
+    std::vector<meta::LogEntry> entries(response.seq_size());
+    size_t at = 0;
+    for (int i = 0; i < response.seq_size(); ++i) {
+      if (at + response.size(i) > answer.payload.size()) {
+        return Status::Corruption("namespace pull answer cut short");
+      }
+      entries[i].seq = response.seq(i);
+      entries[i].term = response.term(i);
+      entries[i].data = answer.payload.substr(at, response.size(i));
+      at += response.size(i);
+    }
+    RETURN_IF_ERROR(p->db->ApplyPulled(entries));
+    // Close enough: what comes after reaches this member down the chain, the rest of the gap
+    // from its predecessor's log.
+    if (at < kPageBytes / 2) return Status::OK();
+  }
+}
+
+Status NamespacePartitions::CopyAll(Partition* p, rpc::ConnectionPool& source, uint32_t chain) {
+  GLOG_INFO("copying namespace partition {} from {}", chain, source.address());
+  RETURN_IF_ERROR(p->db->Reset());
+  std::string after;
+  bool first = true;
+  std::pair<uint64_t, uint64_t> start;
+  for (;;) {
+    proto::MetaCopyRequest request;
+    request.set_chain(chain);
+    request.set_after(after);
+    request.set_max_bytes(kPageBytes);
+    ASSIGN_OR_RETURN(replication::PeerAnswer answer,
+                     replication::CallPeer(source, proto::META_COPY, request, {},
+                                           rpc::DeadlineAfterMs(options_.peer_timeout_ms)));
+    RETURN_IF_ERROR(answer.status);
+    proto::MetaCopyResponse response;
+    if (!response.ParseFromString(answer.body) ||
+        response.key_size_size() != response.value_size_size()) {
+      return Status::Corruption("unreadable answer to a namespace copy");
+    }
+    if (first) {
+      // Entries after this one are pulled once the copy is complete.
+      start = {response.applied(), response.applied_term()};
+      first = false;
+    }
+    std::vector<std::pair<std::string, std::string>> items(response.key_size_size());
+    size_t at = 0;
+    for (int i = 0; i < response.key_size_size(); ++i) {
+      const size_t k = response.key_size(i), v = response.value_size(i);
+      if (at + k + v > answer.payload.size()) {
+        return Status::Corruption("namespace copy answer cut short");
+      }
+      items[i] = {answer.payload.substr(at, k), answer.payload.substr(at + k, v)};
+      at += k + v;
+    }
+    if (!items.empty()) after = items.back().first;
+    RETURN_IF_ERROR(p->db->InstallCopy(
+        items, response.done() ? std::optional(start) : std::nullopt));
+    if (response.done()) return Status::OK();
+  }
+}
+
+bool NamespacePartitions::RefillDiverged() {
+  std::vector<uint32_t> diverged;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [chain, p] : partitions_) {
+      if (p->diverged) diverged.push_back(chain);
+    }
+  }
+  for (uint32_t chain : diverged) {
+    Status filled = Fill(chain);
+    if (!filled.ok()) {
+      GLOG_WARN("refilling namespace partition {} failed, will retry: {}", chain,
+                filled.ToString());
+    }
+  }
+  return !diverged.empty();
+}
+
+Status NamespacePartitions::Drop(uint32_t chain) {
+  std::shared_ptr<Partition> p;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = partitions_.find(chain);
+    if (it != partitions_.end()) {
+      if (it->second->filling) return Status::OK();
+      {
+        std::lock_guard<std::mutex> l(it->second->mu);
+        if (it->second->store != nullptr || !it->second->retiring.expired()) return Status::OK();
+      }
+      p = std::move(it->second);
+      partitions_.erase(it);
+    }
+  }
+  if (p != nullptr && p.use_count() > 1) {
+    // A request still uses it: drop it on a later pass.
+    std::lock_guard<std::mutex> lock(mu_);
+    partitions_.emplace(chain, std::move(p));
+    return Status::OK();
+  }
+  p.reset();
+  const std::string dir = options_.dir + "/" + std::to_string(chain);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return Status::IOError("cannot remove " + dir + ": " + ec.message());
+  return Status::OK();
+}
+
+void NamespacePartitions::Close() {
+  std::map<uint32_t, std::shared_ptr<Partition>> partitions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    partitions.swap(partitions_);
+  }
+  for (auto& [chain, p] : partitions) {
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->store.reset();
+  }
+  partitions.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  blobs_.reset();
+}
+
+// The object API: each call goes to the store of its bucket's partition.
+
+Status NamespacePartitions::CreateBucket(std::string_view bucket) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->CreateBucket(bucket);
+}
+
+Status NamespacePartitions::DeleteBucket(std::string_view bucket) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->DeleteBucket(bucket);
+}
+
+Result<BucketInfo> NamespacePartitions::HeadBucket(std::string_view bucket) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->HeadBucket(bucket);
+}
+
+Result<std::vector<BucketInfo>> NamespacePartitions::ListBuckets() {
+  auto m = map();
+  if (m == nullptr) return Status::Unavailable("this node has no cluster map yet");
+  std::vector<BucketInfo> all;
+  for (const Chain& chain : m->chains) {
+    if (chain.members.empty() || chain.members.front() != options_.node_id) continue;
+    // A partition never written holds no bucket (every member has every acknowledged entry).
+    if (!std::filesystem::exists(options_.dir + "/" + std::to_string(chain.id) + "/db")) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto store, StoreOf(chain));
+    ASSIGN_OR_RETURN(std::vector<BucketInfo> buckets, store->ListBuckets());
+    all.insert(all.end(), buckets.begin(), buckets.end());
+  }
+  std::sort(all.begin(), all.end(),
+            [](const BucketInfo& a, const BucketInfo& b) { return a.name < b.name; });
+  return all;
+}
+
+Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::BeginPut(std::string_view bucket,
+                                                                    std::string_view key,
+                                                                    PutOptions options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto writer, store->BeginPut(bucket, key, std::move(options)));
+  return KeepingAlive(std::move(writer), std::move(store));
+}
+
+Result<std::unique_ptr<ObjectReader>> NamespacePartitions::Open(std::string_view bucket,
+                                                                std::string_view key,
+                                                                const GetOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto reader, store->Open(bucket, key, options));
+  return KeepingAlive(std::move(reader), std::move(store));
+}
+
+Result<ObjectInfo> NamespacePartitions::Head(std::string_view bucket, std::string_view key,
+                                             const GetOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->Head(bucket, key, options);
+}
+
+Status NamespacePartitions::Delete(std::string_view bucket, std::string_view key) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->Delete(bucket, key);
+}
+
+Result<ObjectInfo> NamespacePartitions::Copy(std::string_view src_bucket,
+                                             std::string_view src_key,
+                                             std::string_view dst_bucket,
+                                             std::string_view dst_key,
+                                             const CopyOptions& options) {
+  auto m = map();
+  if (m == nullptr || m->chains.empty()) {
+    return Status::Unavailable("this node has no cluster map yet");
+  }
+  if (m->PartitionOf(src_bucket).id != m->PartitionOf(dst_bucket).id) {
+    return Status::NotSupported("buckets " + std::string(src_bucket) + " and " +
+                                std::string(dst_bucket) +
+                                " are in different namespace partitions: copy through a gateway");
+  }
+  ASSIGN_OR_RETURN(auto store, StoreFor(dst_bucket));
+  return store->Copy(src_bucket, src_key, dst_bucket, dst_key, options);
+}
+
+Result<ListResult> NamespacePartitions::List(std::string_view bucket,
+                                             const ListOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->List(bucket, options);
+}
+
+std::vector<Result<ObjectInfo>> NamespacePartitions::PutMany(std::string_view bucket,
+                                                             std::span<const PutItem> items) {
+  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
+  if (!store.ok()) return std::vector<Result<ObjectInfo>>(items.size(), store.status());
+  return (*store)->PutMany(bucket, items);
+}
+
+std::vector<Result<std::string>> NamespacePartitions::GetMany(std::string_view bucket,
+                                                              std::span<const std::string> keys) {
+  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
+  if (!store.ok()) return std::vector<Result<std::string>>(keys.size(), store.status());
+  return (*store)->GetMany(bucket, keys);
+}
+
+std::vector<Status> NamespacePartitions::DeleteMany(std::string_view bucket,
+                                                    std::span<const std::string> keys) {
+  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
+  if (!store.ok()) return std::vector<Status>(keys.size(), store.status());
+  return (*store)->DeleteMany(bucket, keys);
+}
+
+Result<std::string> NamespacePartitions::CreateMultipartUpload(std::string_view bucket,
+                                                               std::string_view key,
+                                                               PutOptions options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->CreateMultipartUpload(bucket, key, std::move(options));
+}
+
+Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::UploadPart(
+    std::string_view bucket, std::string_view key, std::string_view upload_id, int part_number,
+    std::string content_md5, uint64_t expected_size) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto writer, store->UploadPart(bucket, key, upload_id, part_number,
+                                                  std::move(content_md5), expected_size));
+  return KeepingAlive(std::move(writer), std::move(store));
+}
+
+Result<ObjectInfo> NamespacePartitions::CompleteMultipartUpload(
+    std::string_view bucket, std::string_view key, std::string_view upload_id,
+    std::span<const CompletedPart> parts, const Conditions& conditions) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->CompleteMultipartUpload(bucket, key, upload_id, parts, conditions);
+}
+
+Status NamespacePartitions::AbortMultipartUpload(std::string_view bucket, std::string_view key,
+                                                 std::string_view upload_id) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->AbortMultipartUpload(bucket, key, upload_id);
+}
+
+Result<ListPartsResult> NamespacePartitions::ListParts(std::string_view bucket,
+                                                       std::string_view key,
+                                                       std::string_view upload_id,
+                                                       int part_number_marker, int max_parts) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->ListParts(bucket, key, upload_id, part_number_marker, max_parts);
+}
+
+Result<ListUploadsResult> NamespacePartitions::ListMultipartUploads(
+    std::string_view bucket, const ListUploadsOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->ListMultipartUploads(bucket, options);
+}
+
+}  // namespace granary::node
