@@ -1,12 +1,8 @@
 #include "replication/chain_blob_store.h"
 
 #include <atomic>
-#include <chrono>
-#include <mutex>
-#include <thread>
 
-#include "cluster/etcd.h"
-#include "cluster/keys.h"
+#include "cluster/map_cache.h"
 #include "common/hash.h"
 #include "proto/chain.pb.h"
 #include "replication/peer_call.h"
@@ -15,34 +11,13 @@ namespace granary::replication {
 namespace {
 
 using cluster::ClusterMap;
-using Clock = std::chrono::steady_clock;
-
-// Worth another try, with a fresh map: the request reached the wrong node or none.
-bool Retryable(const Status& status) {
-  return status.code() == Code::kStaleMap || status.code() == Code::kUnavailable;
-}
 
 class ChainBlobStore final : public BlobStore {
  public:
-  ChainBlobStore(ChainBlobStoreOptions options, std::unique_ptr<cluster::EtcdClient> etcd)
+  ChainBlobStore(ChainBlobStoreOptions options, std::unique_ptr<cluster::MapCache> maps)
       : options_(std::move(options)),
-        etcd_(std::move(etcd)),
+        maps_(std::move(maps)),
         peers_(options_.access_key, options_.secret_key, options_.connections_per_node) {}
-
-  Status Refresh() {
-    ASSIGN_OR_RETURN(auto kv, etcd_->Get(std::string(cluster::keys::kMap)));
-    if (!kv.has_value()) {
-      return Status::Unavailable("the cluster has no map yet: start a manager and at least as "
-                                 "many nodes as its --replicas");
-    }
-    ASSIGN_OR_RETURN(ClusterMap map, ClusterMap::FromJson(kv->value));
-    if (map.chains.empty()) return Status::Unavailable("the cluster map has no chains");
-    std::lock_guard<std::mutex> lock(mu_);
-    if (map_ == nullptr || map.epoch > map_->epoch) {
-      map_ = std::make_shared<const ClusterMap>(std::move(map));
-    }
-    return Status::OK();
-  }
 
   Status PutMany(std::span<const std::pair<std::string, std::string_view>> blobs) override {
     for (const auto& [key, value] : blobs) RETURN_IF_ERROR(Write(key, value, false));
@@ -94,35 +69,17 @@ class ChainBlobStore final : public BlobStore {
   }
 
  private:
-  std::shared_ptr<const ClusterMap> Map() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return map_;
-  }
-
   // Runs `attempt` with the current map until it succeeds, fails for good, or time runs out.
   template <typename T, typename F>
   Result<T> WithRetries(F attempt) {
     if (closed_) return Status::Unavailable("blob store is closed");
-    const Clock::time_point give_up = Clock::now() + std::chrono::milliseconds(options_.retry_ms);
-    for (int round = 0;; ++round) {
-      Result<T> result = attempt(*Map());
-      if (result.ok() || !Retryable(result.status()) || Clock::now() >= give_up) return result;
-      if (result.status().code() != Code::kStaleMap || round > 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(500, 20 << std::min(round, 5))));
-      }
-      (void)Refresh();
-    }
+    return maps_->WithRetries(options_.retry_ms, attempt);
   }
 
   Status Write(std::string_view key, std::string_view value, bool remove) {
     return WithRetries<bool>([&](const ClusterMap& map) -> Result<bool> {
              const cluster::Chain& chain = map.ChainOf(key);
-             const cluster::NodeInfo* head =
-                 chain.members.empty() ? nullptr : map.FindNode(chain.members.front());
-             if (head == nullptr || head->state == cluster::NodeState::kDown) {
-               return Status::Unavailable("chain " + std::to_string(chain.id) +
-                                          " has no live head");
-             }
+             ASSIGN_OR_RETURN(const cluster::NodeInfo* head, cluster::LiveHead(map, chain));
              proto::ChainWriteRequest request;
              request.set_chain(chain.id);
              request.set_version(chain.version);
@@ -179,20 +136,16 @@ class ChainBlobStore final : public BlobStore {
   }
 
   const ChainBlobStoreOptions options_;
-  const std::unique_ptr<cluster::EtcdClient> etcd_;
+  const std::unique_ptr<cluster::MapCache> maps_;
   PeerPools peers_;
   std::atomic<bool> closed_{false};
-  std::mutex mu_;
-  std::shared_ptr<const ClusterMap> map_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace
 
 Result<std::unique_ptr<BlobStore>> OpenChainBlobStore(ChainBlobStoreOptions options) {
-  ASSIGN_OR_RETURN(auto etcd, cluster::EtcdClient::Create(options.etcd));
-  auto store = std::make_unique<ChainBlobStore>(std::move(options), std::move(etcd));
-  RETURN_IF_ERROR(store->Refresh());
-  return std::unique_ptr<BlobStore>(std::move(store));
+  ASSIGN_OR_RETURN(auto maps, cluster::MapCache::Open(options.etcd));
+  return std::unique_ptr<BlobStore>(new ChainBlobStore(std::move(options), std::move(maps)));
 }
 
 }  // namespace granary::replication

@@ -13,6 +13,8 @@
 #include "cluster/cluster_map.h"
 #include "cluster/etcd.h"
 #include "cluster/keys.h"
+#include "common/crypto.h"
+#include "gateway/cluster_object_api.h"
 #include "replication/chain_blob_store.h"
 #include "tools/bench_put_get.h"
 #include "tools/child_process.h"
@@ -31,6 +33,7 @@ struct ClusterBenchOptions {
   double seconds = 4;
   int threads = 8;
   int size_kib = 1024;
+  int object_kib = 4;  // objects through the namespace
   int chains = 24;
   double repair_mib = 512;
   bool json = false;
@@ -218,6 +221,92 @@ Opener ClusterOpener(int nodes, int replicas, int chains) {
   };
 }
 
+constexpr char kBucket[] = "bench";
+
+// The cluster's objects, as a gateway reaches them: ClusterObjectApi, each call to the head of
+// the bucket's namespace partition.
+class ObjectsTarget final : public BlobTarget {
+ public:
+  ObjectsTarget(std::unique_ptr<LocalCluster> cluster,
+                std::unique_ptr<gateway::ClusterObjectApi> api)
+      : cluster_(std::move(cluster)), api_(std::move(api)) {}
+  std::string name() const override { return "cluster objects"; }
+  Status Put(std::string_view key, std::string_view value) override {
+    return api_->Put(kBucket, HexEncode(key), value).status();
+  }
+  Status Get(std::string_view key, std::string* value) override {
+    ASSIGN_OR_RETURN(*value, api_->Get(kBucket, HexEncode(key)));
+    return Status::OK();
+  }
+  Status DropCaches() override { return Status::OK(); }
+  Status Close() override {
+    api_.reset();
+    cluster_.reset();
+    return Status::OK();
+  }
+
+ private:
+  std::unique_ptr<LocalCluster> cluster_;
+  std::unique_ptr<gateway::ClusterObjectApi> api_;
+};
+
+Opener ObjectsOpener(int nodes, int replicas, int chains, int connections) {
+  return [=](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
+    ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(dir, nodes, replicas, chains));
+    gateway::ClusterObjectApiOptions o;
+    o.etcd = cluster->etcd_url();
+    o.access_key = kAccess;
+    o.secret_key = kSecret;
+    o.client.max_connections = connections;
+    ASSIGN_OR_RETURN(auto api, gateway::ClusterObjectApi::Open(o));
+    RETURN_IF_ERROR(api->CreateBucket(kBucket));
+    return std::unique_ptr<BlobTarget>(new ObjectsTarget(std::move(cluster), std::move(api)));
+  };
+}
+
+// Small objects through the replicated namespace (each put one entry down the partition's
+// chain), beside a single-node server through the same native protocol.
+void MeasureObjects(BenchContext& ctx, BenchReport& report, const ClusterBenchOptions& o) {
+  const size_t length = static_cast<size_t>(o.object_kib) * 1024;
+  const KeySet keys(1 << 16, 16, 0xd1);
+  const ValueSet values(64, length, 0xd2);
+  const std::string size = std::to_string(o.object_kib) + "k";
+  auto single = RunTarget(ctx, o.threads, o.seconds, "objects single node",
+                          [&](const std::string& dir) {
+                            return OpenNativeServerTarget(dir, o.threads);
+                          },
+                          keys, values);
+  if (!single.ok()) ctx.BaselineFailed("single-node server", single.status());
+  for (int replicas : {1, 3}) {
+    const std::string label = "objects 3 nodes x" + std::to_string(replicas);
+    auto figures = RunTarget(ctx, o.threads, o.seconds, label,
+                             ObjectsOpener(3, replicas, o.chains, o.threads), keys, values);
+    if (!figures.ok()) {
+      std::cerr << "error: " << figures.status().ToString() << std::endl;
+      report.AddError(label + ": " + figures.status().ToString());
+      continue;
+    }
+    for (int get = 0; get < 2; ++get) {
+      BenchRow row;
+      row.name = size + " object " + (get ? "get" : "put") + ", 3 nodes, " +
+                 std::to_string(replicas) + (replicas == 1 ? " replica" : " replicas");
+      row.unit = "ops/s";
+      const nlohmann::json& mine = get ? figures->get_json : figures->put_json;
+      row.granary = mine["ops_per_sec"];
+      row.baseline = "single-node server";
+      if (single.ok()) {
+        const nlohmann::json& base = get ? single->get_json : single->put_json;
+        row.baseline_value = base["ops_per_sec"];
+        row.details["single_node"] = base;
+      }
+      row.details["cluster"] = mine;
+      row.details["replicas"] = replicas;
+      if (!get) row.note = "each put is one namespace entry, acknowledged by the partition's tail";
+      report.Add(std::move(row));
+    }
+  }
+}
+
 struct RepairFigures {
   double restored_bytes = 0;
   double detect_seconds = 0;  // kill -9 until the map marks the node down
@@ -293,6 +382,7 @@ int RunClusterBench(ClusterBenchOptions o) {
   BenchContext ctx(engine_options, root, &report);
   report.SetMachine(DescribeMachine(o.dir));
   report.SetConfig({{"threads", o.threads}, {"seconds", o.seconds}, {"size_kib", o.size_kib},
+                    {"object_kib", o.object_kib},
                     {"chains", o.chains}, {"repair_mib", o.repair_mib}});
   const size_t length = static_cast<size_t>(o.size_kib) * 1024;
   const KeySet keys(std::clamp<uint64_t>((2ull << 30) / length, 64, 1 << 20), 16, 0xc1);
@@ -345,6 +435,7 @@ int RunClusterBench(ClusterBenchOptions o) {
     row.note = "on one machine the three replicas share one disk: 0.33 is the floor";
     report.Add(std::move(row));
   }
+  MeasureObjects(ctx, report, o);
   auto repair = MeasureRepair(ctx, o, static_cast<uint64_t>(o.repair_mib * double(1 << 20)));
   if (!repair.ok()) {
     std::cerr << "error: repair: " << repair.status().ToString() << std::endl;
@@ -374,11 +465,14 @@ void AddClusterBenchCommand(CLI::App& bench) {
   auto o = std::make_shared<ClusterBenchOptions>();
   CLI::App* cmd = bench.add_subcommand(
       "cluster", "A cluster of etcd, storage nodes and a manager on this machine: throughput "
-                 "with 1, 3 and 6 nodes beside the blob engine's, replication cost, repair speed");
+                 "with 1, 3 and 6 nodes beside the blob engine's, replication cost, small "
+                 "objects through the replicated namespace, repair speed");
   cmd->add_option("--dir", o->dir, "directory for the cluster's data")->capture_default_str();
   cmd->add_option("--seconds", o->seconds, "length of each timed phase")->capture_default_str();
   cmd->add_option("--threads", o->threads, "concurrent clients")->capture_default_str();
   cmd->add_option("--size-kib", o->size_kib, "blob size")->capture_default_str();
+  cmd->add_option("--object-kib", o->object_kib, "object size through the namespace")
+      ->capture_default_str();
   cmd->add_option("--chains", o->chains, "chains of each cluster")->capture_default_str();
   cmd->add_option("--repair-mib", o->repair_mib, "data written before a node is killed")
       ->capture_default_str();

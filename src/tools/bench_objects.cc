@@ -241,10 +241,7 @@ int RunObjectBench(ObjectBenchOptions o) {
       RETURN_IF_ERROR(t->Start(dir));
       return std::unique_ptr<BlobTarget>(std::move(t));
     }
-    auto t = std::make_unique<NativeTarget>();
-    RETURN_IF_ERROR(t->Start(dir));
-    RETURN_IF_ERROR(t->Connect(o.threads));
-    return std::unique_ptr<BlobTarget>(std::move(t));
+    return OpenNativeServerTarget(dir, o.threads);
   };
   const uint64_t max_bytes = static_cast<uint64_t>(o.max_gib * double(1ull << 30));
   for (int kib : o.sizes_kib) {
@@ -284,6 +281,14 @@ int RunObjectBench(ObjectBenchOptions o) {
 }
 
 }  // namespace
+
+Result<std::unique_ptr<BlobTarget>> OpenNativeServerTarget(const std::string& dir,
+                                                           int connections) {
+  auto t = std::make_unique<NativeTarget>();
+  RETURN_IF_ERROR(t->Start(dir));
+  RETURN_IF_ERROR(t->Connect(connections));
+  return std::unique_ptr<BlobTarget>(std::move(t));
+}
 
 void AddObjectBenchCommands(CLI::App& bench) {
   for (std::string door : {"s3", "client"}) {

@@ -32,4 +32,9 @@ using Opener = std::function<Result<std::unique_ptr<BlobTarget>>(const std::stri
 Result<Figures> RunTarget(BenchContext& ctx, int threads, double seconds, const std::string& label,
                           const Opener& open, const KeySet& keys, const ValueSet& values);
 
+// A single-node server of this process (bench_objects.cc) with a bucket "bench", through the
+// native client with `connections` connections: the baseline of the cluster's object figures.
+Result<std::unique_ptr<BlobTarget>> OpenNativeServerTarget(const std::string& dir,
+                                                           int connections);
+
 }  // namespace granary::tools

@@ -1,4 +1,5 @@
-// `granary admin status|nodes|drain NODE|undrain NODE --etcd URLS`: a cluster as etcd holds it.
+// `granary admin status|nodes|drain NODE|undrain NODE|locate BUCKET --etcd URLS`: a cluster as
+// etcd holds it.
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@ using nlohmann::json;
 struct ClusterAdminFlags {
   std::string etcd;
   std::string node;
+  std::string bucket;
   bool json = false;
 };
 
@@ -201,6 +203,36 @@ int RunDrain(const ClusterAdminFlags& flags, bool drain) {
   return 0;
 }
 
+// Where a bucket's namespace partition lives: its chain, and the members, head first.
+int RunLocate(const ClusterAdminFlags& flags) {
+  auto etcd = cluster::EtcdClient::Create(flags.etcd);
+  if (!etcd.ok()) return Fail(etcd.status().message());
+  Result<Snapshot> s = Read(**etcd);
+  if (!s.ok()) return Fail("cannot read the cluster from etcd: " + s.status().ToString());
+  if (!s->map.has_value() || s->map->chains.empty()) {
+    return Fail("the cluster has no map yet: start a manager and as many nodes as --replicas");
+  }
+  const cluster::Chain& chain = s->map->PartitionOf(flags.bucket);
+  json members = json::array();
+  for (const std::string& id : chain.members) {
+    const cluster::NodeInfo* node = s->map->FindNode(id);
+    members.push_back({{"id", id}, {"address", node ? node->address : ""}});
+  }
+  const json out = {{"bucket", flags.bucket}, {"chain", chain.id},
+                    {"version", chain.version}, {"members", members}};
+  if (flags.json) {
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+  std::printf("bucket %s: namespace partition of chain %u (version %llu)\n",
+              flags.bucket.c_str(), chain.id, static_cast<unsigned long long>(chain.version));
+  for (size_t i = 0; i < chain.members.size(); ++i) {
+    std::printf("  %-6s %-18s %s\n", i == 0 ? "head" : "", chain.members[i].c_str(),
+                members[i]["address"].get<std::string>().c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 void AddClusterAdminCommands(CLI::App& admin) {
@@ -228,6 +260,13 @@ void AddClusterAdminCommands(CLI::App& admin) {
   etcd_option(undrain);
   undrain->add_option("node", flags->node, "the node's id")->required();
   undrain->callback([flags] { ExitCode() = RunDrain(*flags, false); });
+
+  CLI::App* locate =
+      admin.add_subcommand("locate", "The nodes holding a bucket's namespace partition");
+  etcd_option(locate);
+  locate->add_option("bucket", flags->bucket, "the bucket's name")->required();
+  locate->add_flag("--json", flags->json, "print JSON");
+  locate->callback([flags] { ExitCode() = RunLocate(*flags); });
 }
 
 }  // namespace granary::tools

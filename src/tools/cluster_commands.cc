@@ -1,10 +1,15 @@
-// `granary node` and `granary manager`: the processes of a cluster (docs/design/cluster.md).
+// `granary node`, `granary manager` and `granary gateway`: the processes of a cluster
+// (docs/design/cluster.md).
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/logging.h"
+#include "gateway/cluster_object_api.h"
 #include "manager/manager.h"
 #include "node/cluster_node.h"
+#include "s3/gateway.h"
 #include "tools/commands.h"
 #include "tools/stop_signals.h"
 
@@ -66,6 +71,60 @@ int RunManager(manager::ManagerOptions& options) {
   const int sig = WaitForStopSignal(stop_signals);
   GLOG_INFO("signal {}: stopping", sig);
   (*manager)->Stop();
+  return 0;
+}
+
+struct GatewayFlags {
+  std::string etcd;
+  s3::GatewayOptions s3;
+  std::string domains = "localhost";
+  int retry_ms = 30'000;
+  int wait_s = 60;
+};
+
+// Opens the cluster's ObjectApi, waiting up to `wait_s` for etcd and for a map (a cluster that is
+// starting has neither for a few seconds).
+Result<std::unique_ptr<gateway::ClusterObjectApi>> OpenCluster(
+    const gateway::ClusterObjectApiOptions& options, int wait_s) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+  for (bool logged = false;; logged = true) {
+    auto api = gateway::ClusterObjectApi::Open(options);
+    if (api.ok() || api.status().code() != Code::kUnavailable) return api;
+    if (std::chrono::steady_clock::now() >= give_up) {
+      return api.status().WithContext("no usable cluster map in etcd at " + options.etcd +
+                                      " after " + std::to_string(wait_s) + " s");
+    }
+    if (!logged) GLOG_INFO("waiting for the cluster map: {}", api.status().ToString());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+int RunGateway(GatewayFlags& flags) {
+  const sigset_t stop_signals = BlockStopSignals();
+  Result<node::RootCredentials> creds = ClusterCredentials();
+  if (!creds.ok()) return Fail("granary gateway cannot start", creds.status());
+  gateway::ClusterObjectApiOptions options;
+  options.etcd = flags.etcd;
+  options.access_key = creds->access_key;
+  options.secret_key = creds->secret_key;
+  options.retry_ms = flags.retry_ms;
+  auto api = OpenCluster(options, flags.wait_s);
+  if (!api.ok()) return Fail("granary gateway cannot start", api.status());
+  flags.s3.domains = SplitList(flags.domains);
+  // The S3 keys it accepts are the cluster's root credentials, as on every node.
+  auto s3 = s3::Gateway::Start(**api, node::RootSecretLookup(*creds), flags.s3);
+  if (!s3.ok()) return Fail("granary gateway cannot start: S3 on " + flags.s3.listen, s3.status());
+  std::string host = flags.s3.listen.substr(0, flags.s3.listen.rfind(':'));
+  if (host.empty()) host = "127.0.0.1";
+  const std::string address = host + ":" + std::to_string((*s3)->port());
+  GLOG_INFO("granary gateway ready: S3 on http://{} for the cluster in etcd at {}", address,
+            flags.etcd);
+  std::printf("%s\n", nlohmann::json({{"event", "ready"}, {"s3", address}}).dump().c_str());
+  std::fflush(stdout);
+  const int sig = WaitForStopSignal(stop_signals);
+  GLOG_INFO("signal {}: shutting down", sig);
+  (*s3)->Stop();
+  GLOG_INFO("granary gateway stopped");
   return 0;
 }
 
@@ -136,6 +195,33 @@ void AddClusterCommands(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0, 600'000));
   manager->callback([manager_options] { ExitCode() = RunManager(*manager_options); });
+
+  auto gateway_flags = std::make_shared<GatewayFlags>();
+  CLI::App* gateway = app.add_subcommand(
+      "gateway", "Run a stateless S3 gateway of a cluster: each bucket's requests go to the node "
+                 "that heads its partition");
+  gateway->add_option("--etcd", gateway_flags->etcd, "etcd endpoints: http://HOST:PORT[,...]")
+      ->required();
+  gateway->add_option("--s3", gateway_flags->s3.listen, "S3 address (host:port; port 0: any free)")
+      ->capture_default_str();
+  gateway->add_option("--domain", gateway_flags->domains,
+                      "comma-separated domains of virtual-host-style requests (BUCKET.DOMAIN)")
+      ->capture_default_str();
+  gateway->add_option("--region", gateway_flags->s3.region, "the S3 region clients sign for")
+      ->capture_default_str();
+  gateway->add_option("--s3-threads", gateway_flags->s3.threads, "S3 network threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  gateway->add_option("--retry-ms", gateway_flags->retry_ms,
+                      "how long a request keeps retrying while the cluster moves or repairs the "
+                      "bucket's partition")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600'000));
+  gateway->add_option("--wait-s", gateway_flags->wait_s,
+                      "how long to wait at start for etcd and the cluster map")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600));
+  gateway->callback([gateway_flags] { ExitCode() = RunGateway(*gateway_flags); });
 }
 
 }  // namespace granary::tools

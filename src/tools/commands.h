@@ -17,7 +17,7 @@ void AddServerCommand(CLI::App& app);
 // `granary admin pool ...` (admin_command.cc).
 void AddAdminCommand(CLI::App& app);
 
-// `granary node ...` and `granary manager ...` (cluster_commands.cc).
+// `granary node ...`, `granary manager ...` and `granary gateway ...` (cluster_commands.cc).
 void AddClusterCommands(CLI::App& app);
 // `granary admin status|nodes|drain|undrain --etcd URLS` on the `admin` subcommand
 // (cluster_admin.cc).

@@ -1,4 +1,4 @@
-// A real etcd (Debian's /usr/bin/etcd) for the tests of this folder: one member on free ports of
+// A real etcd (Debian's /usr/bin/etcd) for the tests that need one: one member on free ports of
 // 127.0.0.1 with its data in a temporary directory, stopped by pid when the fixture ends.
 #pragma once
 
@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -77,6 +78,19 @@ class EtcdProcess {
   std::filesystem::path dir_;
   std::string url_;
   pid_t pid_ = -1;
+};
+
+// A test with an etcd of its own and a client of it.
+class EtcdTestBase : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto client = EtcdClient::Create(etcd_.url());
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    etcd = std::move(*client);
+  }
+
+  EtcdProcess etcd_;
+  std::unique_ptr<EtcdClient> etcd;
 };
 
 }  // namespace granary::cluster

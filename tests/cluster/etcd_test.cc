@@ -10,16 +10,7 @@
 namespace granary::cluster {
 namespace {
 
-class EtcdTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto client = EtcdClient::Create(etcd_.url());
-    ASSERT_TRUE(client.ok());
-    etcd = std::move(*client);
-  }
-  EtcdProcess etcd_;
-  std::unique_ptr<EtcdClient> etcd;
-};
+class EtcdTest : public EtcdTestBase {};
 
 TEST_F(EtcdTest, PutGetPrefixDelete) {
   ASSERT_TRUE(etcd->Put("/t/a", std::string("one\0\xff", 5)).ok());

@@ -27,6 +27,7 @@ from netns_hosts import start_etcd
 ACCESS_KEY = "cluster-root"
 SECRET_KEY = "cluster-secret-key"
 NODE_PORT = 9200
+S3_PORT = 9000
 
 
 def value_of(key, size=None):
@@ -52,6 +53,7 @@ class Cluster:
         self.nodes = {}      # host index -> Popen
         self.rack = {}       # host index -> rack of the node there
         self.managers = {}   # manager name -> (host index, Popen)
+        self.gateways = {}   # host index -> Popen
         self.next_host = 1 + nodes + managers
 
     # --- processes ---------------------------------------------------------------------------
@@ -90,6 +92,33 @@ class Cluster:
                                 stdout_path=str(self.dir / f"manager-{name}.log"))
         self.managers[name] = (host, proc)
         return proc
+
+    def start_gateway(self, host):
+        """Starts an S3 gateway on `host`; returns its endpoint URL."""
+        argv = [self.binary, "gateway", "--etcd", self.etcd,
+                "--s3", f"{self.hosts.address(host)}:{S3_PORT}"]
+        self.gateways[host] = self.hosts.start(host, argv, env=self.env,
+                                               stdout_path=str(self.dir / f"gateway{host}.log"))
+        url = f"http://{self.hosts.address(host)}:{S3_PORT}"
+        self.wait("the gateway to answer", lambda: _answers(url + "/health"), timeout=30)
+        return url
+
+    def s3(self, url):
+        """A boto3 client of the gateway at `url`, retrying what a cluster in flux refuses."""
+        import boto3
+        import botocore.config
+        return boto3.client(
+            "s3", endpoint_url=url, aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+            config=botocore.config.Config(retries={"max_attempts": 10, "mode": "standard"},
+                                          connect_timeout=5, read_timeout=30))
+
+    def locate(self, bucket):
+        """The ids of the nodes holding `bucket`'s namespace partition, head first."""
+        return [m["id"] for m in self.admin_json("locate", bucket)["members"]]
+
+    def host_of(self, node_id):
+        return next(h for h in self.nodes if self.node_id(h) == node_id)
 
     def kill_node(self, host):
         self.hosts.kill(self.nodes.pop(host))
@@ -167,6 +196,54 @@ class Cluster:
         import granary.cluster
         return self.wait("a cluster map", lambda: granary.cluster.ClusterBlobs(
             self.etcd, ACCESS_KEY, SECRET_KEY, retry_ms=retry_ms), timeout=30)
+
+
+def _answers(url):
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+class S3Objects:
+    """One bucket through S3, with the put/get/delete/exists of the cluster's blobs, so that a
+    Workload runs on it: a refusal is a granary.Error, a missing key a granary.NotFoundError."""
+
+    def __init__(self, s3, bucket):
+        self.s3 = s3
+        self.bucket = bucket
+
+    def _call(self, fn, **kwargs):
+        import botocore.exceptions
+        import granary
+        try:
+            return fn(Bucket=self.bucket, **kwargs)
+        except botocore.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                raise granary.NotFoundError(code) from None
+            raise granary.Error(code) from None
+        except botocore.exceptions.BotoCoreError as e:
+            raise granary.Error(str(e)) from None
+
+    def put(self, key, value):
+        self._call(self.s3.put_object, Key=key, Body=value)
+
+    def get(self, key):
+        return self._call(self.s3.get_object, Key=key)["Body"].read()
+
+    def delete(self, key):
+        self._call(self.s3.delete_object, Key=key)
+
+    def exists(self, key):
+        import granary
+        try:
+            self._call(self.s3.head_object, Key=key)
+            return True
+        except granary.NotFoundError:
+            return False
 
 
 class Workload:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from granary_cluster import Cluster, Workload, value_of
+from granary_cluster import Cluster, S3Objects, Workload, value_of
 from netns_hosts import Hosts, require_root_netns
 
 
@@ -172,3 +172,37 @@ def test_add_nodes_rebalances_and_drain_empties(cluster):
         assert blobs.get(k) == value_of(k, 2048)
     r = cluster.admin("drain", "no-such-node")
     assert r.returncode == 1 and "admin nodes" in r.stderr
+
+
+def test_s3_through_gateways_survives_the_partition_head_dying(cluster):
+    """S3 clients through two stateless gateways: the node heading the bucket's namespace
+    partition is killed -9 under load. No acknowledged write is lost, service goes on under the
+    next head, and either gateway serves the same namespace."""
+    gateway_hosts = [cluster.add_host(), cluster.add_host()]
+    urls = [cluster.start_gateway(h) for h in gateway_hosts]
+    s3 = cluster.s3(urls[0])
+    s3.create_bucket(Bucket="train")
+    load = Workload(S3Objects(s3, "train"), prefix="s3")
+    load.__enter__()
+    time.sleep(3)
+    head = cluster.locate("train")[0]
+    cluster.kill_node(cluster.host_of(head))
+    cluster.wait("another node to head the partition",
+                 lambda: cluster.locate("train")[0] != head, timeout=20)
+    before = len(load.written)
+    time.sleep(3)
+    assert len(load.written) > before, "S3 writes stopped after the partition's head died"
+    load.__exit__()
+    stats = load.check()
+    assert stats["writes"] > 0 and stats["reads"] > 0
+    # The first gateway goes; the second has the same namespace.
+    cluster.hosts.kill(cluster.gateways.pop(gateway_hosts[0]))
+    other = cluster.s3(urls[1])
+    load.blobs = S3Objects(other, "train")
+    load.check_all_readable()
+    listed = set()
+    for page in other.get_paginator("list_objects_v2").paginate(Bucket="train"):
+        listed |= {o["Key"] for o in page.get("Contents", [])}
+    assert listed == set(load.live_keys())
+    assert "train" in {b["Name"] for b in other.list_buckets()["Buckets"]}
+    cluster.wait_healthy(up=5)
