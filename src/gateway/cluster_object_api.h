@@ -37,7 +37,13 @@ struct ClusterObjectApiOptions {
   std::string access_key;  // the cluster's root credentials
   std::string secret_key;
   int retry_ms = 30'000;  // how long one call keeps retrying
-  ClientOptions client;   // for the client of each node
+  // For the client of each node. It does not reconnect by itself: a node that cannot be reached
+  // is routed around with a fresh map instead (the manager replaces it within seconds).
+  ClientOptions client = [] {
+    ClientOptions o;
+    o.retries = 0;
+    return o;
+  }();
 };
 
 class ClusterObjectApi final : public ObjectApi {

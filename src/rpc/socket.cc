@@ -23,6 +23,8 @@ using asio::ip::tcp;
 namespace {
 
 // Waits until `fd` is ready for `events` or the deadline passes. kUnavailable on timeout.
+constexpr int64_t kConnectTimeoutMs = 5'000;
+
 Status WaitFor(int fd, short events, Deadline deadline, const std::string& peer) {
   for (;;) {
     int timeout_ms = -1;
@@ -77,6 +79,20 @@ Result<std::unique_ptr<Socket>> Socket::Impl::Wrap(tcp::socket socket) {
   socket.set_option(tcp::no_delay(true), ec);
   if (!ec) socket.non_blocking(true, ec);
   if (ec) return Status::IOError("configuring a socket: " + ec.message());
+  // A peer that vanishes (its host cut off the network or powered down) sends no reset: a
+  // connection waiting on it is found dead by keepalives within about 6 s, and data it does not
+  // acknowledge is given up after 10 s, so that callers fail over instead of hanging.
+  const int fd = socket.native_handle();
+  const int on = 1, idle_s = 3, interval_s = 1, probes = 3;
+  const unsigned user_timeout_ms = 10'000;
+  if (::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof(interval_s)) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+                   sizeof(user_timeout_ms)) != 0) {
+    return Status::FromErrno(errno, "configuring a socket's keepalives");
+  }
   auto impl = std::make_unique<Impl>(std::move(socket));
   auto remote = impl->socket_.remote_endpoint(ec);
   if (ec) {
@@ -94,6 +110,9 @@ Socket::~Socket() = default;
 
 Result<std::unique_ptr<Socket>> Socket::Connect(asio::io_context& io, std::string_view address,
                                                 Deadline deadline) {
+  // A connection that takes longer is to a host that is down or cut off: the caller learns it
+  // soon and may try another node, whatever its own deadline.
+  deadline = std::min(deadline, DeadlineAfterMs(kConnectTimeoutMs));
   ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
   boost::system::error_code ec;
   std::vector<tcp::endpoint> endpoints;
@@ -117,7 +136,11 @@ Result<std::unique_ptr<Socket>> Socket::Connect(asio::io_context& io, std::strin
       continue;
     }
     socket.non_blocking(true, ec);
-    socket.connect(ep, ec);
+    // connect(2) itself: Asio's synchronous connect waits for the handshake however long the
+    // kernel retries, whatever the socket's mode, and so past the deadline.
+    if (!ec && ::connect(socket.native_handle(), ep.data(), ep.size()) != 0) {
+      ec.assign(errno, boost::system::system_category());
+    }
     if (ec == asio::error::in_progress || ec == asio::error::would_block) {
       Status waited = WaitFor(socket.native_handle(), POLLOUT, deadline, std::string(address));
       if (!waited.ok()) {
