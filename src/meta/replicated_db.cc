@@ -125,7 +125,36 @@ rocksdb::Status ReplicatedDb::Delete(const rocksdb::WriteOptions& options,
   return s.ok() ? Write(options, &batch) : s;
 }
 
-Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches) {
+rocksdb::Status ReplicatedDb::SingleDelete(const rocksdb::WriteOptions& options,
+                                           rocksdb::ColumnFamilyHandle* cf,
+                                           const rocksdb::Slice& key) {
+  return Delete(options, cf, key);
+}
+
+rocksdb::Status ReplicatedDb::DeleteRange(const rocksdb::WriteOptions& options,
+                                          rocksdb::ColumnFamilyHandle* cf,
+                                          const rocksdb::Slice& begin, const rocksdb::Slice& end) {
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.DeleteRange(cf, begin, end);
+  return s.ok() ? Write(options, &batch) : s;
+}
+
+rocksdb::Status ReplicatedDb::Merge(const rocksdb::WriteOptions&, rocksdb::ColumnFamilyHandle*,
+                                    const rocksdb::Slice&, const rocksdb::Slice&) {
+  return rocksdb::Status::NotSupported("merges are not replicated");
+}
+
+bool ReplicatedDb::poisoned() const {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  return poisoned_;
+}
+
+void ReplicatedDb::ForgetAcknowledged() {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  acknowledged_.reset();
+}
+
+Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches, bool barrier) {
   LogEntry entry;
   if (batches.size() == 1) {
     entry.data = batches.front()->Data();
@@ -138,17 +167,28 @@ Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches) {
     entry.data = group.Data();
   }
   std::lock_guard<std::mutex> lock(apply_mu_);
+  if (poisoned_ && !barrier) {
+    return Status::Unavailable("an earlier entry of this namespace partition did not reach every "
+                               "member: the partition reopens");
+  }
   ASSIGN_OR_RETURN(entry.term, options_.admit());
   entry.seq = applied_ + 1;
   RETURN_IF_ERROR(ApplyLocally(entry));
-  RETURN_IF_ERROR(Propagate(entry));
+  Status sent = Propagate(entry);
+  if (!sent.ok()) {
+    // Applied here, perhaps not everywhere: its writers must not act as if it failed (it may
+    // commit yet), nor may a later entry build on it until a barrier settles it.
+    poisoned_ = true;
+    return sent;
+  }
+  poisoned_ = false;
   MarkAcknowledged();
   return Status::OK();
 }
 
 Status ReplicatedDb::Barrier() {
   rocksdb::WriteBatch empty;
-  return Commit({&empty});
+  return Commit({&empty}, /*barrier=*/true);
 }
 
 Status ReplicatedDb::ApplyLocally(const LogEntry& entry) {
@@ -180,6 +220,7 @@ Status ReplicatedDb::Propagate(const LogEntry& entry) {
   for (uint64_t seq = next_has + 1; seq < entry.seq; ++seq) {
     Result<LogEntry> missing = ReadLog(seq);
     if (!missing.ok()) {
+      (void)options_.send(LogEntry{});  // tells it to refill itself
       return Status::Unavailable("the next member of the chain lacks entry " +
                                  std::to_string(seq) + ", which this member's log no longer has: " +
                                  "it must be refilled");

@@ -43,7 +43,8 @@
 
 namespace granary::meta {
 
-// A log entry as it travels between members.
+// A log entry as it travels between members. `seq` 0 is no entry: it tells the next member that
+// it lacks entries the sender's log no longer has, so it must refill itself.
 struct LogEntry {
   uint64_t seq = 0;
   uint64_t term = 0;
@@ -73,8 +74,17 @@ class ReplicatedDb final : public rocksdb::StackableDB {
 
   // Head: makes every member hold every entry this one has (an empty entry, sent down the chain
   // with whatever the next members lack), then reads see all of them. A new head calls it before
-  // it serves.
+  // it serves, and after every change of its chain.
   Status Barrier();
+
+  // An entry was applied here but did not reach every member: whether it commits is unknown
+  // until a Barrier() succeeds, and until then every Write() is refused (the ObjectStore over
+  // this database must be reopened: its writers' outcomes are unknown, and their intents are
+  // resolved by the next store's recovery).
+  bool poisoned() const;
+  // Reads see the latest state again, and the acknowledged snapshot is released (a head that
+  // stepped down).
+  void ForgetAcknowledged();
 
   // Any member but the head: applies `entry` if it is the next one and sends it on. Returns the
   // last entry applied here (less than entry.seq when earlier ones are missing). kAborted-like
@@ -114,6 +124,15 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   using rocksdb::StackableDB::Delete;
   rocksdb::Status Delete(const rocksdb::WriteOptions& options, rocksdb::ColumnFamilyHandle* cf,
                          const rocksdb::Slice& key) override;
+  using rocksdb::StackableDB::SingleDelete;
+  rocksdb::Status SingleDelete(const rocksdb::WriteOptions& options,
+                               rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& key) override;
+  using rocksdb::StackableDB::DeleteRange;
+  rocksdb::Status DeleteRange(const rocksdb::WriteOptions& options, rocksdb::ColumnFamilyHandle* cf,
+                              const rocksdb::Slice& begin, const rocksdb::Slice& end) override;
+  using rocksdb::StackableDB::Merge;
+  rocksdb::Status Merge(const rocksdb::WriteOptions& options, rocksdb::ColumnFamilyHandle* cf,
+                        const rocksdb::Slice& key, const rocksdb::Slice& value) override;
 
   // Reads at the acknowledged snapshot unless the caller names one.
   using rocksdb::StackableDB::Get;
@@ -132,8 +151,9 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   struct Waiter;
   using SnapshotRef = std::shared_ptr<const rocksdb::Snapshot>;
 
-  // Applies and sends one entry made of `batches` (the head). REQUIRES: apply_mu_ not held.
-  Status Commit(const std::vector<rocksdb::WriteBatch*>& batches);
+  // Applies and sends one entry made of `batches` (the head). A barrier's entry is sent even
+  // when the database is poisoned, and clears that. REQUIRES: apply_mu_ not held.
+  Status Commit(const std::vector<rocksdb::WriteBatch*>& batches, bool barrier = false);
   // Applies `entry` here: its batch, the applied marker and the log, in one synced write.
   // REQUIRES: apply_mu_ held.
   Status ApplyLocally(const LogEntry& entry);
@@ -158,6 +178,7 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   mutable std::mutex apply_mu_;
   uint64_t applied_ = 0;       // GUARDED_BY(apply_mu_)
   uint64_t applied_term_ = 0;  // GUARDED_BY(apply_mu_)
+  bool poisoned_ = false;      // GUARDED_BY(apply_mu_)
 
   mutable std::mutex snapshot_mu_;
   SnapshotRef acknowledged_;  // GUARDED_BY(snapshot_mu_); null: read the latest

@@ -208,11 +208,16 @@ struct ClusterNode::Impl {
       if (chain.Contains(id)) reclaimed.erase(chain.id);
     }
     if (due.empty()) return;
-    for (uint32_t chain : due) {
-      Status dropped = ns->Drop(chain);
-      if (!dropped.ok()) {
-        GLOG_WARN("dropping namespace partition {} failed: {}", chain, dropped.ToString());
+    for (auto it = due.begin(); it != due.end();) {
+      Status dropped = ns->Drop(*it);
+      if (dropped.ok()) {
+        ++it;
+        continue;
       }
+      if (dropped.code() != Code::kUnavailable) {
+        GLOG_WARN("dropping namespace partition {} failed: {}", *it, dropped.ToString());
+      }
+      it = due.erase(it);  // the chain's blobs and partition go together, on a later pass
     }
     std::vector<std::string> garbage;
     Status scanned = store->Scan([&](std::string_view key, uint64_t) {
@@ -235,6 +240,7 @@ struct ClusterNode::Impl {
     for (;;) {
       RefreshMap();
       const bool busy = SyncOne() | ns->RefillDiverged();
+      ns->Settle();
       Reclaim();
       Report();
       std::unique_lock<std::mutex> lock(mu);
@@ -312,6 +318,7 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
   ns_options.dir = (std::filesystem::path(impl->options.disks.front()) / "namespace").string();
   ns_options.access_key = impl->credentials.access_key;
   ns_options.secret_key = impl->credentials.secret_key;
+  ns_options.log_entries = impl->options.namespace_log_entries;
   ns_options.open_blobs = [self]() -> Result<std::shared_ptr<replication::BlobStore>> {
     replication::ChainBlobStoreOptions blob_options;
     blob_options.etcd = self->options.etcd;

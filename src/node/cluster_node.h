@@ -46,6 +46,9 @@ struct ClusterNodeOptions {
   uint64_t scrub_bytes_per_second = 64ull << 20;
   // The most bytes per second this node copies in while filling chains; 0: no limit.
   uint64_t repair_bytes_per_second = 0;
+  // Entries of each namespace partition's log a member keeps, for members that fall behind
+  // (one further behind copies the whole partition).
+  uint64_t namespace_log_entries = 20'000;
   int scrub_interval_ms = 3'600'000;
 };
 

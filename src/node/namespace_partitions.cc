@@ -56,9 +56,13 @@ int IndexOf(const std::vector<std::string>& members, const std::string& id) {
 struct NamespacePartitions::Partition {
   uint32_t chain = 0;
   std::mutex mu;  // opening and closing the store
-  std::unique_ptr<meta::ReplicatedDb> db;       // set once by Get()
-  std::shared_ptr<meta::ObjectStore> store;     // GUARDED_BY(mu): while this node heads it
-  std::weak_ptr<meta::ObjectStore> retiring;    // GUARDED_BY(mu): the last store, closing
+  std::unique_ptr<meta::ReplicatedDb> db;    // set once by Get()
+  std::shared_ptr<meta::ObjectStore> store;  // GUARDED_BY(mu): while this node heads it
+  uint64_t settled_version = 0;              // GUARDED_BY(mu): of the store's last barrier
+  std::string last_head;                     // GUARDED_BY(mu): address of the head last heard
+  // Stores not yet destroyed: a retired one closes once the requests in flight let go of it,
+  // and keeps the partition (its database) alive until then.
+  std::atomic<int> open_stores{0};
   std::atomic<bool> diverged{false};
   std::atomic<bool> filling{false};
 };
@@ -98,8 +102,8 @@ void NamespacePartitions::SetMap(std::shared_ptr<const ClusterMap> map) {
 void NamespacePartitions::Retire(Partition* p) {
   if (p->store == nullptr) return;
   GLOG_INFO("no longer heading namespace partition {}", p->chain);
-  p->retiring = p->store;
   p->store.reset();  // closes once the requests in flight let go of it
+  p->db->ForgetAcknowledged();
 }
 
 Result<std::shared_ptr<NamespacePartitions::Partition>> NamespacePartitions::Get(
@@ -120,6 +124,7 @@ Result<std::shared_ptr<NamespacePartitions::Partition>> NamespacePartitions::Get
   auto p = std::make_shared<Partition>();
   p->chain = chain;
   meta::ReplicatedDbOptions db_options;
+  db_options.log_entries = options_.log_entries;
   db_options.admit = [this, chain]() -> Result<uint64_t> {
     if (!writable_()) {
       return Status::Unavailable("node " + options_.node_id + " does not hold its lease");
@@ -153,6 +158,7 @@ Result<std::shared_ptr<NamespacePartitions::Partition>> NamespacePartitions::Get
     request.set_version(c.version);
     request.set_seq(entry.seq);
     request.set_term(entry.term);
+    request.set_refill(entry.seq == 0);
     ASSIGN_OR_RETURN(replication::PeerAnswer answer,
                      replication::CallPeer(peers_.Of(next->address), proto::META_APPLY, request,
                                            entry.data,
@@ -185,26 +191,40 @@ Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreOf(const Ch
     return Status::Unavailable("node " + options_.node_id + " does not hold its lease");
   }
   ASSIGN_OR_RETURN(std::shared_ptr<Partition> p, Get(chain.id));
-  std::lock_guard<std::mutex> lock(p->mu);
-  if (p->store != nullptr) return p->store;
-  if (p->diverged || p->filling) {
-    return Status::Unavailable("namespace partition " + std::to_string(chain.id) +
-                               " is being filled on this node");
-  }
-  if (!p->retiring.expired()) {
-    return Status::Unavailable("namespace partition " + std::to_string(chain.id) +
-                               " is still closing from this node's last turn as its head");
-  }
-  // A new head: every member gets what this one has before anything is read.
-  RETURN_IF_ERROR(p->db->Barrier());
   std::shared_ptr<replication::BlobStore> blobs;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (blobs_ == nullptr) {
       ASSIGN_OR_RETURN(blobs_, options_.open_blobs());
     }
     blobs = blobs_;
   }
+  std::lock_guard<std::mutex> lock(p->mu);
+  if (p->store != nullptr && p->db->poisoned()) {
+    // A write's entry may not have reached every member: its outcome is settled by a barrier,
+    // and its intent by the next store's recovery.
+    Retire(p.get());
+  }
+  if (p->store != nullptr) {
+    if (p->settled_version != chain.version) {
+      // The chain changed under this head: every member, a new one too, gets every entry.
+      RETURN_IF_ERROR(p->db->Barrier());
+      p->settled_version = chain.version;
+    }
+    return p->store;
+  }
+  if (p->diverged || p->filling) {
+    return Status::Unavailable("namespace partition " + std::to_string(chain.id) +
+                               " is being filled on this node");
+  }
+  if (p->open_stores.load() > 0) {
+    return Status::Unavailable("namespace partition " + std::to_string(chain.id) +
+                               " is still closing from this node's last turn as its head");
+  }
+  // A new head: the one before stops serving, and every member gets what this one has before
+  // anything is read.
+  if (!p->last_head.empty()) StepDown(p->last_head, chain);
+  RETURN_IF_ERROR(p->db->Barrier());
   meta::ObjectStoreOptions store_options;
   store_options.dir = options_.dir + "/" + std::to_string(chain.id);
   store_options.db = p->db.get();
@@ -213,9 +233,51 @@ Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreOf(const Ch
   store_options.block_cache_bytes = options_.block_cache_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<meta::ObjectStore> store,
                    meta::ObjectStore::Open(std::move(store_options)));
-  p->store = std::move(store);
+  p->open_stores.fetch_add(1);
+  p->store = std::shared_ptr<meta::ObjectStore>(store.release(), [p](meta::ObjectStore* s) {
+    delete s;
+    p->open_stores.fetch_sub(1);
+  });
+  p->settled_version = chain.version;
+  p->last_head.clear();
   GLOG_INFO("heading namespace partition {} (chain version {})", chain.id, chain.version);
   return p->store;
+}
+
+void NamespacePartitions::StepDown(const std::string& address, const Chain& chain) {
+  proto::MetaApplyRequest request;
+  request.set_chain(chain.id);
+  request.set_version(chain.version);
+  request.set_step_down(true);
+  // Unreachable, it is dead or cut off: then its lease runs out and it stops by itself.
+  (void)replication::CallPeer(peers_.Of(address), proto::META_APPLY, request, {},
+                              rpc::DeadlineAfterMs(2'000));
+}
+
+void NamespacePartitions::Settle() {
+  auto m = map();
+  if (m == nullptr) return;
+  std::vector<std::shared_ptr<Partition>> open;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [chain, p] : partitions_) open.push_back(p);
+  }
+  std::vector<uint32_t> changed;
+  for (const std::shared_ptr<Partition>& p : open) {
+    if (p->chain >= m->chains.size()) continue;
+    std::lock_guard<std::mutex> lock(p->mu);
+    if (p->store != nullptr && p->settled_version != m->chains[p->chain].version) {
+      changed.push_back(p->chain);
+    }
+  }
+  open.clear();
+  for (uint32_t chain : changed) {
+    Result<std::shared_ptr<meta::ObjectStore>> store = StoreOf(m->chains[chain]);
+    if (!store.ok() && store.status().code() != Code::kStaleMap) {
+      GLOG_WARN("namespace partition {}: bringing its new members up to date failed, will "
+                "retry: {}", chain, store.status().ToString());
+    }
+  }
 }
 
 bool NamespacePartitions::Handles(uint32_t method) const {
@@ -256,6 +318,16 @@ Status NamespacePartitions::ApplyCall(rpc::ServerCall& call) {
                                             std::to_string(request.chain())));
   }
   const Chain& chain = m->chains[request.chain()];
+  if (request.step_down()) {
+    if (chain.members.empty() || chain.members.front() != options_.node_id) {
+      Result<std::shared_ptr<Partition>> p = Get(chain.id);
+      if (p.ok()) {
+        std::lock_guard<std::mutex> lock((*p)->mu);
+        Retire(p->get());
+      }
+    }
+    return call.Respond(Status::OK());
+  }
   if (request.version() != chain.version) {
     return call.Respond(Status(Code::kStaleMap, "chain " + std::to_string(chain.id) +
                                                     " is at version " +
@@ -277,6 +349,14 @@ Status NamespacePartitions::ApplyCall(rpc::ServerCall& call) {
   {
     std::lock_guard<std::mutex> lock((*p)->mu);
     Retire(p->get());  // someone else heads it now
+    const cluster::NodeInfo* head = m->FindNode(chain.members.front());
+    if (head != nullptr) (*p)->last_head = head->address;
+  }
+  if (request.refill()) {
+    GLOG_WARN("namespace partition {} is behind its predecessor's log: refilling it", chain.id);
+    (*p)->diverged = true;
+    return call.Respond(Status::Unavailable("namespace partition " + std::to_string(chain.id) +
+                                            " is being refilled on node " + options_.node_id));
   }
   if ((*p)->filling || (*p)->diverged) {
     return call.Respond(Status::Unavailable("namespace partition " + std::to_string(chain.id) +
@@ -297,12 +377,29 @@ Status NamespacePartitions::ApplyCall(rpc::ServerCall& call) {
   return call.Respond(response);
 }
 
+Result<std::shared_ptr<NamespacePartitions::Partition>> NamespacePartitions::Source(
+    uint32_t chain) {
+  auto m = map();
+  if (m == nullptr || chain >= m->chains.size() ||
+      std::find(m->chains[chain].members.begin(), m->chains[chain].members.end(),
+                options_.node_id) == m->chains[chain].members.end()) {
+    return Status(Code::kStaleMap, "node " + options_.node_id + " does not serve chain " +
+                                       std::to_string(chain));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Partition> p, Get(chain));
+  if (p->filling || p->diverged) {
+    return Status::Unavailable("namespace partition " + std::to_string(chain) +
+                               " is being filled on node " + options_.node_id);
+  }
+  return p;
+}
+
 Status NamespacePartitions::PullCall(rpc::ServerCall& call) {
   proto::MetaPullRequest request;
   if (!Parse(call, &request)) {
     return call.Respond(Status::InvalidArgument("unreadable namespace pull"));
   }
-  Result<std::shared_ptr<Partition>> p = Get(request.chain());
+  Result<std::shared_ptr<Partition>> p = Source(request.chain());
   if (!p.ok()) return call.Respond(p.status());
   proto::MetaPullResponse response;
   Result<std::vector<meta::LogEntry>> entries = (*p)->db->Pull(
@@ -328,7 +425,7 @@ Status NamespacePartitions::CopyCall(rpc::ServerCall& call) {
   if (!Parse(call, &request)) {
     return call.Respond(Status::InvalidArgument("unreadable namespace copy"));
   }
-  Result<std::shared_ptr<Partition>> p = Get(request.chain());
+  Result<std::shared_ptr<Partition>> p = Source(request.chain());
   if (!p.ok()) return call.Respond(p.status());
   Result<meta::ReplicatedDb::CopyPage> page = (*p)->db->Scan(
       request.after(),
@@ -349,10 +446,11 @@ Status NamespacePartitions::CopyCall(rpc::ServerCall& call) {
 }
 
 Result<std::string> NamespacePartitions::FillSource(const Chain& chain) const {
+  // The head first: it has every entry any member has.
   auto m = map();
-  for (auto it = chain.members.rbegin(); it != chain.members.rend(); ++it) {
-    if (*it == options_.node_id) continue;
-    const cluster::NodeInfo* node = m->FindNode(*it);
+  for (const std::string& id : chain.members) {
+    if (id == options_.node_id) continue;
+    const cluster::NodeInfo* node = m->FindNode(id);
     if (node != nullptr) return node->address;
   }
   return Status::Unavailable("chain " + std::to_string(chain.id) +
@@ -486,20 +584,15 @@ Status NamespacePartitions::Drop(uint32_t chain) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = partitions_.find(chain);
     if (it != partitions_.end()) {
-      if (it->second->filling) return Status::OK();
-      {
-        std::lock_guard<std::mutex> l(it->second->mu);
-        if (it->second->store != nullptr || !it->second->retiring.expired()) return Status::OK();
+      // Not while a store, a fill or a request uses it (Stores hold the partition).
+      if (it->second->filling || it->second->open_stores.load() > 0 ||
+          it->second.use_count() > 1) {
+        return Status::Unavailable("namespace partition " + std::to_string(chain) +
+                                   " is in use");
       }
       p = std::move(it->second);
       partitions_.erase(it);
     }
-  }
-  if (p != nullptr && p.use_count() > 1) {
-    // A request still uses it: drop it on a later pass.
-    std::lock_guard<std::mutex> lock(mu_);
-    partitions_.emplace(chain, std::move(p));
-    return Status::OK();
   }
   p.reset();
   const std::string dir = options_.dir + "/" + std::to_string(chain);

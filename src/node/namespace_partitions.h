@@ -42,6 +42,7 @@ struct NamespacePartitionsOptions {
   std::string secret_key;
   int peer_timeout_ms = 30'000;
   uint64_t block_cache_bytes = 16ull << 20;  // per open partition
+  uint64_t log_entries = 20'000;  // of each partition's log (meta::ReplicatedDbOptions)
   // The cluster's blobs, opened when a partition is first served.
   std::function<Result<std::shared_ptr<replication::BlobStore>>()> open_blobs;
 };
@@ -66,8 +67,12 @@ class NamespacePartitions final : public ObjectApi {
   Status Fill(uint32_t chain);
   // Refills partitions found diverged; returns whether it did something.
   bool RefillDiverged();
-  // Deletes this node's copy of the partition of `chain` (a chain it left).
+  // Deletes this node's copy of the partition of `chain` (a chain it left); kUnavailable while
+  // it is still in use (try again later).
   Status Drop(uint32_t chain);
+  // Heads whose chains changed bring every member up to date (ReplicatedDb::Barrier), so that a
+  // member that joined has every acknowledged entry even if no write comes.
+  void Settle();
   // Stops serving and closes every partition.
   void Close();
 
@@ -123,6 +128,11 @@ class NamespacePartitions final : public ObjectApi {
   Result<std::shared_ptr<meta::ObjectStore>> StoreOf(const cluster::Chain& chain);
   // Stops serving `p` as its head (requests in flight finish). REQUIRES: p->mu held.
   void Retire(Partition* p);
+  // Tells the node at `address` that this one heads `chain` now.
+  void StepDown(const std::string& address, const cluster::Chain& chain);
+  // The partition of `chain` as a source of a fill: kStaleMap unless this node serves the
+  // chain, kUnavailable while it is being filled itself.
+  Result<std::shared_ptr<Partition>> Source(uint32_t chain);
   // The serving member `chain`'s partition is filled from.
   Result<std::string> FillSource(const cluster::Chain& chain) const;
   Status CopyAll(Partition* p, rpc::ConnectionPool& source, uint32_t chain);

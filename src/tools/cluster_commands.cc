@@ -161,6 +161,11 @@ void AddClusterCommands(CLI::App& app) {
   node->add_option("--repair-mib-per-sec", node_flags->repair_mib_per_sec,
                    "the most this node copies per second while filling chains (0: no limit)")
       ->capture_default_str();
+  node->add_option("--namespace-log-entries", node_flags->options.namespace_log_entries,
+                   "entries of each namespace partition's log kept for members that fall "
+                   "behind (one further behind copies the partition)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{16}, uint64_t{100'000'000}));
   node->add_option("--scrub-interval-s", node_flags->scrub_interval_s,
                    "least time between the starts of two scrub passes")
       ->capture_default_str()

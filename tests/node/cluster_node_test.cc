@@ -57,7 +57,8 @@ class ClusterNodeTest : public ::testing::Test {
 
   // Starts node `name` (its own host) on `rack`; its data stays in dir_/name across restarts.
   ClusterNode* StartNode(const std::string& name, const std::string& rack,
-                         int gc_delay_ms = 30'000, uint64_t repair_bytes_per_second = 0) {
+                         int gc_delay_ms = 30'000, uint64_t repair_bytes_per_second = 0,
+                         uint64_t namespace_log_entries = 20'000) {
     ClusterNodeOptions o;
     o.etcd = etcd_.url();
     o.disks = {(dir_ / name).string()};
@@ -68,6 +69,7 @@ class ClusterNodeTest : public ::testing::Test {
     o.poll_ms = 50;
     o.gc_delay_ms = gc_delay_ms;
     o.repair_bytes_per_second = repair_bytes_per_second;
+    o.namespace_log_entries = namespace_log_entries;
     auto node = ClusterNode::Start(o, RootCredentials{kAccess, kSecret, ""});
     EXPECT_TRUE(node.ok()) << node.status().ToString();
     nodes_.push_back(std::move(*node));
@@ -402,6 +404,37 @@ TEST_F(ClusterNodeTest, NamespaceOutlivesTheNodesHeadingIt) {
       ASSERT_TRUE(WaitFor([&] { return Settled(3); }, 30s));
     }
   }
+}
+
+TEST_F(ClusterNodeTest, MemberFarBehindCopiesThePartition) {
+  // Logs of 16 entries: a member away for more writes than that copies the whole partition.
+  for (const char* name : {"a", "b", "c"}) {
+    StartNode(name, std::string("r") + name, 30'000, 0, /*namespace_log_entries=*/16);
+  }
+  StartManager(3, 4);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }));
+  const std::string bucket = "logs";
+  ASSERT_TRUE(AtHead(bucket, [&](Client& c) { return c.CreateBucket(bucket).ok(); }));
+  PutObjects(bucket, 0, 10);
+  // A member that is not the head leaves, 40 writes happen, and it comes back.
+  const cluster::Chain chain = Map().PartitionOf(bucket);
+  const std::string away = chain.members.back();
+  const std::string name = away == nodes_[0]->id() ? "a" : away == nodes_[1]->id() ? "b" : "c";
+  StopNode(away);
+  ASSERT_TRUE(WaitFor([&] { return !Map().PartitionOf(bucket).Contains(away); }));
+  PutObjects(bucket, 10, 50);
+  StartNode(name, std::string("r") + name, 30'000, 0, 16);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }, 30s));
+  // Only the returning node remains of the partition's members: it has everything.
+  const cluster::Chain now = Map().PartitionOf(bucket);
+  for (const std::string& id : now.members) {
+    if (id != away) StopNode(id);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    const cluster::Chain c = Map().PartitionOf(bucket);
+    return c.members.size() == 1 && c.members.front() == away;
+  }, 30s)) << Map().ToJson();
+  ExpectObjects(bucket, 50);
 }
 
 }  // namespace
