@@ -173,6 +173,7 @@ Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches, bo
   }
   ASSIGN_OR_RETURN(entry.term, options_.admit());
   entry.seq = applied_ + 1;
+  entry.prev_term = applied_term_;
   RETURN_IF_ERROR(ApplyLocally(entry));
   Status sent = Propagate(entry);
   if (!sent.ok()) {
@@ -250,12 +251,24 @@ Result<LogEntry> ReplicatedDb::ReadLog(uint64_t seq) {
   entry.seq = seq;
   entry.term = GetBigEndian64(value);
   entry.data = value.substr(8);
+  if (seq > 1) {
+    std::string before;
+    if (db_->Get(rocksdb::ReadOptions(), LogKey(seq - 1), &before).ok() && before.size() >= 8) {
+      entry.prev_term = GetBigEndian64(before);
+    }
+  }
   return entry;
 }
 
 Result<uint64_t> ReplicatedDb::Apply(const LogEntry& entry) {
   std::lock_guard<std::mutex> lock(apply_mu_);
   if (entry.seq > applied_ + 1) return applied_;  // the sender sends the missing ones first
+  if (entry.seq == applied_ + 1 && applied_ > 0 && entry.prev_term != 0 &&
+      entry.prev_term != applied_term_) {
+    return Status::PreconditionFailed("entry " + std::to_string(applied_) +
+                                      " here was written under another term than the sender's: "
+                                      "this member diverged from the head and must be refilled");
+  }
   if (entry.seq <= applied_) {
     // Sent again (its sender did not hear back): pass it on if it is the one applied here.
     Result<LogEntry> mine = ReadLog(entry.seq);

@@ -49,6 +49,9 @@ struct LogEntry {
   uint64_t seq = 0;
   uint64_t term = 0;
   std::string data;  // a serialized rocksdb::WriteBatch
+  // The term of entry seq - 1 at the sender (0: none, or no longer in its log): a member whose
+  // own entry seq - 1 has another term diverged from the sender.
+  uint64_t prev_term = 0;
 };
 
 struct ReplicatedDbOptions {
@@ -87,9 +90,9 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   void ForgetAcknowledged();
 
   // Any member but the head: applies `entry` if it is the next one and sends it on. Returns the
-  // last entry applied here (less than entry.seq when earlier ones are missing). kAborted-like
-  // kPreconditionFailed when this member applied a different entry under that number (its log
-  // diverged: it must be refilled).
+  // last entry applied here (less than entry.seq when earlier ones are missing).
+  // kPreconditionFailed when this member applied a different entry under that number, or under
+  // the one before (its log diverged: it must be refilled).
   Result<uint64_t> Apply(const LogEntry& entry);
 
   // Source of a fill: the entries after `after` (whose term must be `after_term` here), up to

@@ -159,6 +159,7 @@ Result<std::shared_ptr<NamespacePartitions::Partition>> NamespacePartitions::Get
     request.set_seq(entry.seq);
     request.set_term(entry.term);
     request.set_refill(entry.seq == 0);
+    request.set_prev_term(entry.prev_term);
     ASSIGN_OR_RETURN(replication::PeerAnswer answer,
                      replication::CallPeer(peers_.Of(next->address), proto::META_APPLY, request,
                                            entry.data,
@@ -307,6 +308,7 @@ Status NamespacePartitions::ApplyCall(rpc::ServerCall& call) {
   RETURN_IF_ERROR(ReadPayload(call, &entry.data));
   entry.seq = request.seq();
   entry.term = request.term();
+  entry.prev_term = request.prev_term();
   auto m = map();
   if (m != nullptr && request.chain() < m->chains.size() &&
       m->chains[request.chain()].version < request.version()) {

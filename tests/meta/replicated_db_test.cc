@@ -154,10 +154,13 @@ TEST_F(ReplicatedDbTest, DivergedMemberIsCaughtAndRefusesAnotherHeadsEntry) {
   term_ = 2;
   rocksdb::WriteBatch mine;
   ASSERT_TRUE(mine.Put("Ok2", "kept").ok());
-  LogEntry entry{2, 2, mine.Data()};
+  LogEntry entry{2, 2, mine.Data(), /*prev_term=*/1};
   auto refused = a_->Apply(entry);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Code::kPreconditionFailed) << refused.status().ToString();
+  // Nor does it take the next entry of a chain it parted from at entry 2.
+  LogEntry next{3, 2, mine.Data(), /*prev_term=*/2};
+  EXPECT_EQ(a_->Apply(next).status().code(), Code::kPreconditionFailed);
   // Pulling after its own entry 2 tells the diverged member to copy instead.
   ASSERT_TRUE(b_->Apply(entry).ok());
   EXPECT_EQ(b_->Pull(2, 1, 1 << 20).status().code(), Code::kNotFound);
