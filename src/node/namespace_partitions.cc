@@ -267,7 +267,8 @@ void NamespacePartitions::Settle() {
   for (const std::shared_ptr<Partition>& p : open) {
     if (p->chain >= m->chains.size()) continue;
     std::lock_guard<std::mutex> lock(p->mu);
-    if (p->store != nullptr && p->settled_version != m->chains[p->chain].version) {
+    if (p->store != nullptr &&
+        (p->settled_version != m->chains[p->chain].version || p->db->poisoned())) {
       changed.push_back(p->chain);
     }
   }

@@ -71,7 +71,8 @@ class NamespacePartitions final : public ObjectApi {
   // it is still in use (try again later).
   Status Drop(uint32_t chain);
   // Heads whose chains changed bring every member up to date (ReplicatedDb::Barrier), so that a
-  // member that joined has every acknowledged entry even if no write comes.
+  // member that joined has every acknowledged entry even if no write comes; a head whose last
+  // entry did not reach every member closes its store (the next request opens a new one).
   void Settle();
   // Stops serving and closes every partition.
   void Close();
