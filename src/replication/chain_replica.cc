@@ -21,10 +21,6 @@ constexpr uint64_t kMaxBlobBytes = 256ull << 20;
 // How long a listing for a new member waits for older writes to finish.
 constexpr auto kDrainWait = std::chrono::seconds(60);
 
-bool Parse(rpc::ServerCall& call, google::protobuf::MessageLite* message) {
-  return message->ParseFromArray(call.body().data(), static_cast<int>(call.body().size()));
-}
-
 Status BadRequest(rpc::ServerCall& call) {
   return call.Respond(Status::InvalidArgument("request body of chain method " +
                                               std::to_string(call.method()) + " does not parse"));
@@ -143,17 +139,11 @@ Status ChainReplica::Forward(const std::string& address, const proto::ChainWrite
 
 Status ChainReplica::Write(rpc::ServerCall& call) {
   proto::ChainWriteRequest request;
-  if (!Parse(call, &request)) return BadRequest(call);
-  if (call.payload_chunked() || call.payload_length() > kMaxBlobBytes) {
-    return call.Respond(Status::InvalidArgument("a chain write carries one blob of at most " +
-                                                std::to_string(kMaxBlobBytes) + " bytes"));
-  }
-  std::string value(call.payload_length(), '\0');
-  for (size_t got = 0; got < value.size();) {
-    ASSIGN_OR_RETURN(size_t n, call.ReadPayload(std::span<char>(value).subspan(got)));
-    if (n == 0) return Status::Unavailable("chain write payload cut short");
-    got += n;
-  }
+  if (!rpc::ParseBody(call, &request)) return BadRequest(call);
+  std::string value;
+  Status read = rpc::ReadWholePayload(call, kMaxBlobBytes, "a chain write's blob", &value);
+  if (read.code() == Code::kInvalidArgument) return call.Respond(read);
+  RETURN_IF_ERROR(read);
 
   auto map = MapFor(request.chain(), request.version());
   if (map == nullptr) return call.Respond(Status::Unavailable("this node has no cluster map yet"));
@@ -232,7 +222,7 @@ Result<const Chain*> ChainReplica::ServedChain(uint32_t chain_id, uint64_t versi
 
 Status ChainReplica::Read(rpc::ServerCall& call) {
   proto::ChainReadRequest request;
-  if (!Parse(call, &request)) return BadRequest(call);
+  if (!rpc::ParseBody(call, &request)) return BadRequest(call);
   std::shared_ptr<const ClusterMap> map;
   Result<const Chain*> chain = ServedChain(request.chain(), request.version(), &map);
   if (!chain.ok()) return call.Respond(chain.status());
@@ -315,7 +305,7 @@ Status ChainReplica::Repair(const ClusterMap& map, const Chain& chain, const std
 
 Status ChainReplica::Keys(rpc::ServerCall& call) {
   proto::ChainKeysRequest request;
-  if (!Parse(call, &request)) return BadRequest(call);
+  if (!rpc::ParseBody(call, &request)) return BadRequest(call);
   std::shared_ptr<const ClusterMap> map;
   Result<const Chain*> chain = ServedChain(request.chain(), request.version(), &map);
   if (!chain.ok()) return call.Respond(chain.status());

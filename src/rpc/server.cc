@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include <google/protobuf/message_lite.h>
+
 #include "common/logging.h"
 #include "common/mutex.h"
 #include "rpc/server_connection.h"
@@ -18,6 +20,25 @@
 
 namespace granary::rpc {
 namespace asio = boost::asio;
+
+bool ParseBody(const ServerCall& call, google::protobuf::MessageLite* message) {
+  return message->ParseFromArray(call.body().data(), static_cast<int>(call.body().size()));
+}
+
+Status ReadWholePayload(ServerCall& call, uint64_t max_bytes, std::string_view what,
+                        std::string* out) {
+  if (call.payload_chunked() || call.payload_length() > max_bytes) {
+    return Status::InvalidArgument(std::string(what) + " is one payload of at most " +
+                                   std::to_string(max_bytes) + " bytes");
+  }
+  out->resize(call.payload_length());
+  for (size_t got = 0; got < out->size();) {
+    ASSIGN_OR_RETURN(size_t n, call.ReadPayload(std::span<char>(*out).subspan(got)));
+    if (n == 0) return Status::Unavailable(std::string(what) + " cut short");
+    got += n;
+  }
+  return Status::OK();
+}
 using asio::ip::tcp;
 
 constexpr int kReapIntervalMs = 1000;

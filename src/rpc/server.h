@@ -76,6 +76,15 @@ class ServerCall {
 // (use it when the response could not be completed, e.g. a payload cut short).
 using Handler = std::function<Status(ServerCall& call)>;
 
+// Helpers for handlers.
+// Parses the request message of `call`; false if it does not parse.
+bool ParseBody(const ServerCall& call, google::protobuf::MessageLite* message);
+// Reads the whole payload of `call` into `out`: kInvalidArgument (to answer) when it is chunked or
+// longer than `max_bytes`, naming `what`; kUnavailable (to return: the connection is broken) when
+// it is cut short.
+Status ReadWholePayload(ServerCall& call, uint64_t max_bytes, std::string_view what,
+                        std::string* out);
+
 class Server {
  public:
   // Binds options.listen and starts accepting. kInvalidArgument for a malformed address,

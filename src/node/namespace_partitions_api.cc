@@ -1,0 +1,162 @@
+// NamespacePartitions as an ObjectApi: each call goes to the store of its bucket's partition
+// (kStaleMap when this node does not head it).
+#include "node/namespace_partitions.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/kept_alive.h"
+#include "meta/object_store.h"
+
+namespace granary::node {
+
+Status NamespacePartitions::CreateBucket(std::string_view bucket) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->CreateBucket(bucket);
+}
+
+Status NamespacePartitions::DeleteBucket(std::string_view bucket) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->DeleteBucket(bucket);
+}
+
+Result<BucketInfo> NamespacePartitions::HeadBucket(std::string_view bucket) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->HeadBucket(bucket);
+}
+
+Result<std::vector<BucketInfo>> NamespacePartitions::ListBuckets() {
+  auto m = map();
+  if (m == nullptr) return Status::Unavailable("this node has no cluster map yet");
+  std::vector<BucketInfo> all;
+  for (const cluster::Chain& chain : m->chains) {
+    if (chain.members.empty() || chain.members.front() != options_.node_id) continue;
+    // A partition never written holds no bucket (every member has every acknowledged entry).
+    if (!std::filesystem::exists(options_.dir + "/" + std::to_string(chain.id) + "/db")) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto store, StoreOf(chain));
+    ASSIGN_OR_RETURN(std::vector<BucketInfo> buckets, store->ListBuckets());
+    all.insert(all.end(), buckets.begin(), buckets.end());
+  }
+  std::sort(all.begin(), all.end(),
+            [](const BucketInfo& a, const BucketInfo& b) { return a.name < b.name; });
+  return all;
+}
+
+Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::BeginPut(std::string_view bucket,
+                                                                    std::string_view key,
+                                                                    PutOptions options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto writer, store->BeginPut(bucket, key, std::move(options)));
+  return KeepingAlive(std::move(writer), std::move(store));
+}
+
+Result<std::unique_ptr<ObjectReader>> NamespacePartitions::Open(std::string_view bucket,
+                                                                std::string_view key,
+                                                                const GetOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto reader, store->Open(bucket, key, options));
+  return KeepingAlive(std::move(reader), std::move(store));
+}
+
+Result<ObjectInfo> NamespacePartitions::Head(std::string_view bucket, std::string_view key,
+                                             const GetOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->Head(bucket, key, options);
+}
+
+Status NamespacePartitions::Delete(std::string_view bucket, std::string_view key) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->Delete(bucket, key);
+}
+
+Result<ObjectInfo> NamespacePartitions::Copy(std::string_view src_bucket,
+                                             std::string_view src_key,
+                                             std::string_view dst_bucket,
+                                             std::string_view dst_key,
+                                             const CopyOptions& options) {
+  auto m = map();
+  if (m == nullptr || m->chains.empty()) {
+    return Status::Unavailable("this node has no cluster map yet");
+  }
+  if (m->PartitionOf(src_bucket).id != m->PartitionOf(dst_bucket).id) {
+    return Status::NotSupported("buckets " + std::string(src_bucket) + " and " +
+                                std::string(dst_bucket) +
+                                " are in different namespace partitions: copy through a gateway");
+  }
+  ASSIGN_OR_RETURN(auto store, StoreFor(dst_bucket));
+  return store->Copy(src_bucket, src_key, dst_bucket, dst_key, options);
+}
+
+Result<ListResult> NamespacePartitions::List(std::string_view bucket,
+                                             const ListOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->List(bucket, options);
+}
+
+std::vector<Result<ObjectInfo>> NamespacePartitions::PutMany(std::string_view bucket,
+                                                             std::span<const PutItem> items) {
+  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
+  if (!store.ok()) return std::vector<Result<ObjectInfo>>(items.size(), store.status());
+  return (*store)->PutMany(bucket, items);
+}
+
+std::vector<Result<std::string>> NamespacePartitions::GetMany(std::string_view bucket,
+                                                              std::span<const std::string> keys) {
+  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
+  if (!store.ok()) return std::vector<Result<std::string>>(keys.size(), store.status());
+  return (*store)->GetMany(bucket, keys);
+}
+
+std::vector<Status> NamespacePartitions::DeleteMany(std::string_view bucket,
+                                                    std::span<const std::string> keys) {
+  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
+  if (!store.ok()) return std::vector<Status>(keys.size(), store.status());
+  return (*store)->DeleteMany(bucket, keys);
+}
+
+Result<std::string> NamespacePartitions::CreateMultipartUpload(std::string_view bucket,
+                                                               std::string_view key,
+                                                               PutOptions options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->CreateMultipartUpload(bucket, key, std::move(options));
+}
+
+Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::UploadPart(
+    std::string_view bucket, std::string_view key, std::string_view upload_id, int part_number,
+    std::string content_md5, uint64_t expected_size) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto writer, store->UploadPart(bucket, key, upload_id, part_number,
+                                                  std::move(content_md5), expected_size));
+  return KeepingAlive(std::move(writer), std::move(store));
+}
+
+Result<ObjectInfo> NamespacePartitions::CompleteMultipartUpload(
+    std::string_view bucket, std::string_view key, std::string_view upload_id,
+    std::span<const CompletedPart> parts, const Conditions& conditions) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->CompleteMultipartUpload(bucket, key, upload_id, parts, conditions);
+}
+
+Status NamespacePartitions::AbortMultipartUpload(std::string_view bucket, std::string_view key,
+                                                 std::string_view upload_id) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->AbortMultipartUpload(bucket, key, upload_id);
+}
+
+Result<ListPartsResult> NamespacePartitions::ListParts(std::string_view bucket,
+                                                       std::string_view key,
+                                                       std::string_view upload_id,
+                                                       int part_number_marker, int max_parts) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->ListParts(bucket, key, upload_id, part_number_marker, max_parts);
+}
+
+Result<ListUploadsResult> NamespacePartitions::ListMultipartUploads(
+    std::string_view bucket, const ListUploadsOptions& options) {
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  return store->ListMultipartUploads(bucket, options);
+}
+
+}  // namespace granary::node
