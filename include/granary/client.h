@@ -72,7 +72,8 @@ class Client : public ObjectApi {
                                           std::span<const std::string> keys,
                                           std::span<const std::span<char>> buffers);
 
-  Status CreateBucket(std::string_view bucket) override;
+  using ObjectApi::CreateBucket;
+  Status CreateBucket(std::string_view bucket, const BucketOptions& options) override;
   Status DeleteBucket(std::string_view bucket) override;
   Result<BucketInfo> HeadBucket(std::string_view bucket) override;
   Result<std::vector<BucketInfo>> ListBuckets() override;

@@ -37,9 +37,18 @@ inline constexpr int kMaxPartNumber = 10000;
 inline constexpr uint64_t kMinPartBytes = 5ull << 20;        // every part but the last
 inline constexpr size_t kMaxUserMetadataBytes = 2048;        // names + values, as S3
 
+inline constexpr int kMaxReplicas = 5;
+
 struct BucketInfo {
   std::string name;
   int64_t created_ns = 0;  // ns since the Unix epoch
+  int replicas = 0;        // copies of its data in a cluster; 0: the cluster's default
+};
+
+struct BucketOptions {
+  // Copies a cluster keeps of the bucket's data, 1 to kMaxReplicas; 0 for the cluster's default.
+  // Fixed for the bucket's life. A single server keeps one copy, and accepts 0 or 1.
+  int replicas = 0;
 };
 
 struct ObjectInfo {
@@ -210,7 +219,9 @@ class ObjectApi {
   virtual ~ObjectApi() = default;
 
   // Buckets. Names follow S3's rules (3-63 lowercase letters, digits, dots, hyphens...).
-  virtual Status CreateBucket(std::string_view bucket) = 0;  // kAlreadyExists if it exists
+  // kAlreadyExists if it exists.
+  virtual Status CreateBucket(std::string_view bucket, const BucketOptions& options) = 0;
+  Status CreateBucket(std::string_view bucket) { return CreateBucket(bucket, BucketOptions{}); }
   virtual Status DeleteBucket(std::string_view bucket) = 0;  // kBucketNotEmpty unless empty
   virtual Result<BucketInfo> HeadBucket(std::string_view bucket) = 0;
   virtual Result<std::vector<BucketInfo>> ListBuckets() = 0;

@@ -101,9 +101,14 @@ Result<std::unique_ptr<Client>> Client::Connect(std::string_view address,
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
-Status Client::CreateBucket(std::string_view bucket) {
+Status Client::CreateBucket(std::string_view bucket, const BucketOptions& options) {
+  if (options.replicas < 0 || options.replicas > kMaxReplicas) {
+    return Status::InvalidArgument("a bucket's replica count must be 1 to " +
+                                   std::to_string(kMaxReplicas) + " (0: the default)");
+  }
   proto::BucketRequest req;
   req.set_bucket(std::string(bucket));
+  req.set_replicas(static_cast<uint32_t>(options.replicas));
   return impl_->Call(proto::CREATE_BUCKET, req, nullptr, false);
 }
 

@@ -90,14 +90,46 @@ uint32_t ChainIndex(std::string_view key, size_t chain_count) {
   return static_cast<uint32_t>(HashKey(key).hi % chain_count);
 }
 
-const Chain& ClusterMap::ChainOf(std::string_view key) const {
-  return chains[ChainIndex(key, chains.size())];
+std::string PlacedKeyPrefix(uint32_t replicas) {
+  return std::string{'\0', static_cast<char>(replicas)};
+}
+
+uint32_t PlacementOf(std::string_view key) {
+  if (key.empty() || key[0] != '\0') return 0;
+  return key.size() >= 2 ? static_cast<unsigned char>(key[1]) : UINT32_MAX;
+}
+
+std::string PartitionBlobPrefix(uint32_t partition, uint32_t replicas) {
+  std::string prefix = PlacedKeyPrefix(replicas);
+  prefix.push_back('p');
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    prefix.push_back(static_cast<char>((partition >> shift) & 0xff));
+  }
+  return prefix;
+}
+
+std::optional<ChainSet> ClusterMap::SetOf(int count) const {
+  if (count == 0) count = replicas;
+  if (sets.empty() && count == replicas) {
+    return ChainSet{replicas, 0, static_cast<uint32_t>(chains.size())};
+  }
+  for (const ChainSet& set : sets) {
+    if (set.replicas == count) return set;
+  }
+  return std::nullopt;
+}
+
+const Chain* ClusterMap::ChainOf(std::string_view key) const {
+  std::optional<ChainSet> set = SetOf(static_cast<int>(PlacementOf(key)));
+  if (!set || set->count == 0) return nullptr;
+  return &chains[set->first + ChainIndex(key, set->count)];
 }
 
 const Chain& ClusterMap::PartitionOf(std::string_view bucket) const {
   std::string key = "meta/";
   key += bucket;
-  return ChainOf(key);
+  const ChainSet set = *SetOf(0);
+  return chains[set.first + ChainIndex(key, set.count)];
 }
 
 const NodeInfo* ClusterMap::FindNode(std::string_view id) const {
@@ -123,12 +155,16 @@ std::vector<int> ClusterMap::Loads() const {
 
 std::string ClusterMap::ToJson() const {
   json out = {{"format", kFormatVersion}, {"epoch", epoch}, {"replicas", replicas},
-              {"nodes", json::array()}, {"chains", json::array()}};
+              {"nodes", json::array()}, {"chains", json::array()}, {"sets", json::array()}};
   for (const NodeInfo& n : nodes) out["nodes"].push_back(NodeJson(n));
+  for (const ChainSet& s : sets) {
+    out["sets"].push_back({{"replicas", s.replicas}, {"first", s.first}, {"count", s.count}});
+  }
   for (const Chain& c : chains) {
     out["chains"].push_back(
         {{"id", c.id},
          {"version", c.version},
+         {"replicas", c.replicas},
          {"members", c.members},
          {"syncing", c.syncing},
          {"syncing_since", c.syncing_since},
@@ -160,6 +196,7 @@ Result<ClusterMap> ClusterMap::FromJson(std::string_view text) {
       Chain chain;
       chain.id = c.at("id").get<uint32_t>();
       chain.version = c.at("version").get<uint64_t>();
+      chain.replicas = c.value("replicas", map.replicas);
       chain.members = c.at("members").get<std::vector<std::string>>();
       chain.syncing = c.at("syncing").get<std::vector<std::string>>();
       chain.syncing_since = c.at("syncing_since").get<std::vector<uint64_t>>();
@@ -172,6 +209,22 @@ Result<ClusterMap> ClusterMap::FromJson(std::string_view text) {
         return Status::Corruption("cluster map's chains are not numbered 0, 1, 2, ...");
       }
       map.chains.push_back(std::move(chain));
+    }
+    for (const json& s : in.value("sets", json::array())) {
+      ChainSet set{s.at("replicas").get<int>(), s.at("first").get<uint32_t>(),
+                   s.at("count").get<uint32_t>()};
+      if (set.first + uint64_t{set.count} > map.chains.size() || set.count == 0) {
+        return Status::Corruption("cluster map's set of " + std::to_string(set.replicas) +
+                                  " replicas names chains it does not have");
+      }
+      map.sets.push_back(set);
+    }
+    // A map without sets (written before there were any) holds the default set alone.
+    if (map.sets.empty() && !map.chains.empty()) {
+      map.sets.push_back({map.replicas, 0, static_cast<uint32_t>(map.chains.size())});
+    }
+    if (!map.sets.empty() && map.sets.front().replicas != map.replicas) {
+      return Status::Corruption("cluster map's first set is not its default");
     }
     return map;
   } catch (const json::exception& e) {

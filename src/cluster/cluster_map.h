@@ -3,11 +3,14 @@
 // cache it.
 //
 // - Nodes: one per storage process, labelled host/rack/zone, with its address and state.
-// - Chains: a fixed number of them, chosen when the cluster is created. Each is an ordered list of
-//   serving members (head first, tail last) followed by syncing members, which receive every new
-//   write but are still being filled with the chain's older blobs and serve no reads.
-// - A key belongs to chain HashKey(key) % chains.size(), for the life of the cluster: adding or
-//   removing nodes changes which nodes hold a chain, never which chain holds a key.
+// - Chains: in sets, one set per replica count in use. The default set (the cluster's
+//   `replicas`) is made with the cluster; a set for another count is added, with as many chains,
+//   when the first bucket of that count is created. Each chain is an ordered list of serving
+//   members (head first, tail last) followed by syncing members, which receive every new write
+//   but are still being filled with the chain's older blobs and serve no reads.
+// - A key belongs to a set by its name (PlacedKeyPrefix), and within the set to chain
+//   HashKey(key) % set size, for the life of the cluster: adding or removing nodes changes which
+//   nodes hold a chain, never which chain holds a key.
 // - `epoch` grows with every change of the map; a chain's `version` with every change of its
 //   members. Requests carry the chain version they were routed with; a node refuses an older one.
 //
@@ -15,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +34,8 @@ enum class NodeState {
 };
 std::string_view NodeStateName(NodeState state);
 
+inline constexpr int kMaxChainReplicas = 5;
+
 struct NodeInfo {
   std::string id;       // chosen by the node at its first start and kept in its data
   std::string address;  // "host:port" of its native protocol
@@ -44,6 +50,7 @@ struct NodeInfo {
 struct Chain {
   uint32_t id = 0;
   uint64_t version = 1;
+  int replicas = 3;  // serving members it is meant to have (its set's count)
   std::vector<std::string> members;  // serving, head first
   std::vector<std::string> syncing;  // being filled; after the members in write order
   // For each syncing member, the chain version that added it: its sync counts only if it
@@ -58,17 +65,30 @@ struct Chain {
   bool Contains(std::string_view node) const;
 };
 
+// The chains of one replica count: chains[first, first + count).
+struct ChainSet {
+  int replicas = 3;
+  uint32_t first = 0;
+  uint32_t count = 0;
+};
+
 struct ClusterMap {
   uint64_t epoch = 0;
-  int replicas = 3;
+  int replicas = 3;             // the default count; sets[0] has it
   std::vector<NodeInfo> nodes;  // ordered by id
   std::vector<Chain> chains;    // chains[i].id == i
+  std::vector<ChainSet> sets;   // sets[0]: the default set, then in the order they were added
 
-  // The chain that holds `key`. REQUIRES: !chains.empty().
-  const Chain& ChainOf(std::string_view key) const;
+  // The chain that holds `key`: in the set its name asks for (the default set unless it starts
+  // with a PlacedKeyPrefix). Null if the map has no such set (yet).
+  const Chain* ChainOf(std::string_view key) const;
   // The chain whose members hold the namespace partition of `bucket` (its records, replicated
-  // like blobs; the head serves the partition). REQUIRES: !chains.empty().
+  // like blobs; the head serves the partition): always in the default set. REQUIRES: the map has
+  // chains.
   const Chain& PartitionOf(std::string_view bucket) const;
+  // The set of `replicas` chains (0: the default set); nullopt if there is none. A map without
+  // sets (one built by hand) has every chain in its default set.
+  std::optional<ChainSet> SetOf(int replicas) const;
   const NodeInfo* FindNode(std::string_view id) const;
   NodeInfo* FindNode(std::string_view id);
   // How many chains (serving or syncing) each node is in, for nodes of the map, by index.
@@ -86,5 +106,17 @@ Result<NodeInfo> NodeInfoFromJson(std::string_view text);
 
 // Which chain of `chain_count` holds `key`.
 uint32_t ChainIndex(std::string_view key, size_t chain_count);
+
+// What starts the name of a key that belongs to the set of `replicas` chains (0: the default
+// set): a zero byte, then the count. Keys starting with a zero byte are reserved for these.
+std::string PlacedKeyPrefix(uint32_t replicas);
+// The count a key's name asks for: 0 (the default set) for keys without a PlacedKeyPrefix.
+// A key starting with a zero byte that names no count from 0 to kMaxChainReplicas belongs to no
+// set (ClusterMap::ChainOf is null).
+uint32_t PlacementOf(std::string_view key);
+// The prefix of the blobs of namespace partition `partition` for buckets of `replicas` copies
+// (meta::ObjectStoreOptions::blob_prefix): partitions number their uploads independently, so
+// their blobs' names carry the partition.
+std::string PartitionBlobPrefix(uint32_t partition, uint32_t replicas);
 
 }  // namespace granary::cluster

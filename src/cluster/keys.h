@@ -19,10 +19,16 @@ inline constexpr std::string_view kDrain = "/granary/drain/";
 inline constexpr std::string_view kStats = "/granary/stats/";
 // Syncs done: /granary/synced/<chain>/<node> holds the chain version the sync began at.
 inline constexpr std::string_view kSynced = "/granary/synced/";
+// Replica counts buckets were created with: /granary/sets/<count>, written by the node that
+// creates the first such bucket; the manager adds a set of chains of each (the value is unused).
+inline constexpr std::string_view kWantedSets = "/granary/sets/";
 
 inline std::string Node(std::string_view id) { return std::string(kNodes) + std::string(id); }
 inline std::string Stats(std::string_view id) { return std::string(kStats) + std::string(id); }
 inline std::string Drain(std::string_view id) { return std::string(kDrain) + std::string(id); }
+inline std::string WantedSet(int replicas) {
+  return std::string(kWantedSets) + std::to_string(replicas);
+}
 inline std::string Synced(uint32_t chain, std::string_view node) {
   return std::string(kSynced) + std::to_string(chain) + "/" + std::string(node);
 }

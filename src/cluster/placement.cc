@@ -156,11 +156,11 @@ bool ReconcileChain(ClusterMap& map, Chain& chain, const Observation& observed,
     }
   }
   // Leaving members go once the chain is whole without them; extra members go too.
-  if (Staying(chain).size() >= static_cast<size_t>(map.replicas)) {
+  if (Staying(chain).size() >= static_cast<size_t>(chain.replicas)) {
     for (const std::string& m : chain.leaving) Erase(chain.members, m);
     chain.leaving.clear();
   }
-  while (chain.leaving.empty() && chain.members.size() > static_cast<size_t>(map.replicas)) {
+  while (chain.leaving.empty() && chain.members.size() > static_cast<size_t>(chain.replicas)) {
     auto heaviest = std::max_element(
         chain.members.begin(), chain.members.end(),
         [&](const std::string& a, const std::string& b) { return loads[a] < loads[b]; });
@@ -169,7 +169,7 @@ bool ReconcileChain(ClusterMap& map, Chain& chain, const Observation& observed,
   }
   // Short chains get new members: syncing ones, unless the chain has never held data.
   const bool fresh = chain.members.empty();
-  while (Staying(chain).size() + chain.syncing.size() < static_cast<size_t>(map.replicas)) {
+  while (Staying(chain).size() + chain.syncing.size() < static_cast<size_t>(chain.replicas)) {
     const NodeInfo* pick = Choose(map, chain, loads);
     if (pick == nullptr) break;
     ++loads[pick->id];
@@ -248,10 +248,17 @@ ClusterMap BuildMap(std::vector<NodeInfo> nodes, int replicas, uint32_t chain_co
             [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
   for (NodeInfo& n : nodes) n.state = NodeState::kUp;
   map.nodes = std::move(nodes);
+  AddChainSet(map, replicas, chain_count);
+  return map;
+}
+
+void AddChainSet(ClusterMap& map, int replicas, uint32_t chain_count) {
   std::map<std::string, int> loads = ProjectedLoads(map);
+  map.sets.push_back({replicas, static_cast<uint32_t>(map.chains.size()), chain_count});
   for (uint32_t i = 0; i < chain_count; ++i) {
     Chain chain;
-    chain.id = i;
+    chain.id = static_cast<uint32_t>(map.chains.size());
+    chain.replicas = replicas;
     while (chain.members.size() < static_cast<size_t>(replicas)) {
       const NodeInfo* pick = Choose(map, chain, loads);
       if (pick == nullptr) break;
@@ -260,11 +267,19 @@ ClusterMap BuildMap(std::vector<NodeInfo> nodes, int replicas, uint32_t chain_co
     }
     map.chains.push_back(std::move(chain));
   }
-  return map;
 }
 
 bool Reconcile(ClusterMap& map, const Observation& observed, const PlacementOptions& options) {
   bool changed = UpdateNodes(map, observed);
+  // Sets asked for, once enough nodes are up to give every chain its count.
+  const auto up = std::count_if(map.nodes.begin(), map.nodes.end(),
+                                [](const NodeInfo& n) { return n.state == NodeState::kUp; });
+  for (int replicas : observed.wanted_sets) {
+    if (replicas >= 1 && replicas <= kMaxChainReplicas && up >= replicas && !map.SetOf(replicas)) {
+      AddChainSet(map, replicas, map.SetOf(0)->count);
+      changed = true;
+    }
+  }
   std::map<std::string, int> loads = ProjectedLoads(map);
   std::set<uint32_t> chains_changed;
   for (Chain& chain : map.chains) {

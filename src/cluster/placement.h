@@ -34,6 +34,9 @@ struct Observation {
   std::set<std::string> drain;  // nodes an operator asked to empty
   // (chain, node) -> the chain version at which the node began the sync it finished.
   std::map<std::pair<uint32_t, std::string>, uint64_t> synced;
+  // Replica counts buckets asked for: each gets a set of chains as large as the default one,
+  // once as many nodes are up.
+  std::set<int> wanted_sets;
 };
 
 struct PlacementOptions {
@@ -42,6 +45,10 @@ struct PlacementOptions {
 
 // A map of `chain_count` chains over `nodes`, every chain with up to `replicas` serving members.
 ClusterMap BuildMap(std::vector<NodeInfo> nodes, int replicas, uint32_t chain_count);
+
+// Adds a set of `chain_count` chains of `replicas` members each, placed by the same rules (the
+// caller bumps the epoch). REQUIRES: the map has no set of that count.
+void AddChainSet(ClusterMap& map, int replicas, uint32_t chain_count);
 
 // Brings `map` in line with `observed`; returns whether anything changed (then map.epoch has
 // been bumped).

@@ -79,9 +79,10 @@ ClusterObjectApi::~ClusterObjectApi() = default;
 
 std::shared_ptr<const ClusterMap> ClusterObjectApi::map() const { return router_->maps().Get(); }
 
-Status ClusterObjectApi::CreateBucket(std::string_view bucket) {
-  return router_->OnHead(bucket,
-                         [&](const NodeClient& head) { return head.client->CreateBucket(bucket); });
+Status ClusterObjectApi::CreateBucket(std::string_view bucket, const BucketOptions& options) {
+  return router_->OnHead(bucket, [&](const NodeClient& head) {
+    return head.client->CreateBucket(bucket, options);
+  });
 }
 
 Status ClusterObjectApi::DeleteBucket(std::string_view bucket) {

@@ -56,7 +56,8 @@ class ClusterObjectApi final : public ObjectApi {
   // The cached map (never null): what the next call is routed by.
   std::shared_ptr<const cluster::ClusterMap> map() const;
 
-  Status CreateBucket(std::string_view bucket) override;
+  using ObjectApi::CreateBucket;
+  Status CreateBucket(std::string_view bucket, const BucketOptions& options) override;
   Status DeleteBucket(std::string_view bucket) override;
   Result<BucketInfo> HeadBucket(std::string_view bucket) override;
   Result<std::vector<BucketInfo>> ListBuckets() override;

@@ -85,7 +85,9 @@ struct Manager::Impl {
         etcd->GetPrefix(std::string(cluster::keys::kDrain));
     Result<std::vector<cluster::KeyValue>> synced =
         etcd->GetPrefix(std::string(cluster::keys::kSynced));
-    if (!current.ok() || !nodes.ok() || !drains.ok() || !synced.ok()) return;
+    Result<std::vector<cluster::KeyValue>> sets =
+        etcd->GetPrefix(std::string(cluster::keys::kWantedSets));
+    if (!current.ok() || !nodes.ok() || !drains.ok() || !synced.ok() || !sets.ok()) return;
 
     cluster::Observation observed;
     for (const cluster::KeyValue& kv : *nodes) {
@@ -94,6 +96,10 @@ struct Manager::Impl {
     }
     for (const cluster::KeyValue& kv : *drains) {
       observed.drain.insert(kv.key.substr(cluster::keys::kDrain.size()));
+    }
+    for (const cluster::KeyValue& kv : *sets) {
+      observed.wanted_sets.insert(
+          std::atoi(kv.key.c_str() + cluster::keys::kWantedSets.size()));
     }
     for (const cluster::KeyValue& kv : *synced) {
       uint32_t chain;

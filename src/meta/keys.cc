@@ -122,8 +122,9 @@ std::string IntentKey(uint64_t version) {
   return k;
 }
 
-std::string BlobKey(uint64_t version, uint32_t chunk) {
-  std::string k(1, 'd');
+std::string BlobKey(std::string_view prefix, uint64_t version, uint32_t chunk) {
+  std::string k(prefix);
+  k.push_back('d');
   PutBigEndian64(&k, version);
   for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((chunk >> (8 * i)) & 0xff));
   return k;

@@ -35,7 +35,9 @@ inline constexpr char kGarbageKind = 'G';
 inline constexpr char kIntentKind = 'I';
 inline constexpr char kBucketKind = 'B';
 
-std::string BlobKey(uint64_t version, uint32_t chunk);
+// A data blob's key: `prefix` (ObjectStoreOptions::blob_prefix; empty on a single server),
+// then 'd', the version and the chunk.
+std::string BlobKey(std::string_view prefix, uint64_t version, uint32_t chunk);
 
 void PutBigEndian64(std::string* out, uint64_t v);
 uint64_t GetBigEndian64(std::string_view in);  // REQUIRES: in.size() >= 8

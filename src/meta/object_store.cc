@@ -29,7 +29,11 @@ constexpr uint64_t kVersionBlock = 1 << 20;
 
 ObjectStore::ObjectStore(ObjectStoreOptions options)
     : options_(std::move(options)),
-      clock_(options_.clock ? options_.clock : SystemClock::Default()) {}
+      clock_(options_.clock ? options_.clock : SystemClock::Default()) {
+  if (options_.blob_prefix) {
+    for (uint32_t r = 0; r < blob_prefixes_.size(); ++r) blob_prefixes_[r] = options_.blob_prefix(r);
+  }
+}
 
 ObjectStore::~ObjectStore() { Close().IgnoreError(); }
 
@@ -175,17 +179,42 @@ Status ObjectStore::WriteSynced(rocksdb::WriteBatch* batch) {
 // Buckets -------------------------------------------------------------------------------------
 
 Status ObjectStore::CheckBucket(std::string_view bucket) {
+  return BucketReplicas(bucket).status();
+}
+
+Result<uint32_t> ObjectStore::BucketReplicas(std::string_view bucket) {
   RETURN_IF_ERROR(ValidateBucketName(bucket));
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
   if (s.IsNotFound()) {
     return Status::NoSuchBucket("bucket \"" + std::string(bucket) + "\" does not exist");
   }
-  return FromRocks(s, "reading bucket");
+  RETURN_IF_ERROR(FromRocks(s, "reading bucket"));
+  proto::BucketRecord record;
+  if (!record.ParseFromString(value)) return Status::Corruption("bucket record does not parse");
+  if (record.replicas() >= blob_prefixes_.size()) {
+    return Status::Corruption("bucket \"" + std::string(bucket) + "\" has " +
+                              std::to_string(record.replicas()) + " replicas");
+  }
+  return record.replicas();
 }
 
-Status ObjectStore::CreateBucket(std::string_view bucket) {
+std::string ObjectStore::BlobKeyOf(const proto::DataRun& run, uint64_t chunk) const {
+  const uint32_t r = run.replicas() < blob_prefixes_.size() ? run.replicas() : 0;
+  return BlobKey(blob_prefixes_[r], run.version(), static_cast<uint32_t>(chunk));
+}
+
+Status ObjectStore::CreateBucket(std::string_view bucket, const BucketOptions& options) {
   RETURN_IF_ERROR(ValidateBucketName(bucket));
+  if (options.replicas < 0 || options.replicas > kMaxReplicas) {
+    return Status::InvalidArgument("a bucket's replica count must be 1 to " +
+                                   std::to_string(kMaxReplicas) + " (0: the default)");
+  }
+  if (!options_.blob_prefix && options.replicas > 1) {
+    return Status::InvalidArgument(
+        "this server keeps one copy of every object: a bucket of " +
+        std::to_string(options.replicas) + " replicas needs a cluster (granary node)");
+  }
   MutexLock lock(&bucket_mu_);
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
@@ -195,6 +224,7 @@ Status ObjectStore::CreateBucket(std::string_view bucket) {
   if (!s.IsNotFound()) return FromRocks(s, "reading bucket");
   proto::BucketRecord record;
   record.set_created_ns(NowNs());
+  record.set_replicas(static_cast<uint32_t>(options.replicas));
   rocksdb::WriteBatch batch;
   batch.Put(BucketKey(bucket), record.SerializeAsString());
   return WriteSynced(&batch);
@@ -228,7 +258,7 @@ Result<BucketInfo> ObjectStore::HeadBucket(std::string_view bucket) {
   RETURN_IF_ERROR(FromRocks(s, "reading bucket"));
   proto::BucketRecord record;
   if (!record.ParseFromString(value)) return Status::Corruption("bucket record does not parse");
-  return BucketInfo{std::string(bucket), record.created_ns()};
+  return BucketInfo{std::string(bucket), record.created_ns(), static_cast<int>(record.replicas())};
 }
 
 Result<std::vector<BucketInfo>> ObjectStore::ListBuckets() {
@@ -240,7 +270,8 @@ Result<std::vector<BucketInfo>> ObjectStore::ListBuckets() {
     if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return Status::Corruption("bucket record does not parse");
     }
-    out.push_back({it->key().ToString().substr(1), record.created_ns()});
+    out.push_back({it->key().ToString().substr(1), record.created_ns(),
+                   static_cast<int>(record.replicas())});
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "listing buckets"));
   return out;
@@ -357,12 +388,12 @@ std::vector<Status> ObjectStore::DeleteMany(std::string_view bucket,
 
 // Intents and garbage ---------------------------------------------------------------------------
 
-Status ObjectStore::WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks,
-                                const IntentTarget& target) {
+Status ObjectStore::WriteIntent(const proto::DataRun& span, const IntentTarget& target) {
   proto::IntentRecord intent;
-  intent.set_version(version);
-  intent.set_chunk_bytes(chunk_bytes);
-  intent.set_max_chunks(max_chunks);
+  intent.set_version(span.version());
+  intent.set_chunk_bytes(span.chunk_bytes());
+  intent.set_max_chunks(ChunkCount(span));
+  intent.set_replicas(span.replicas());
   intent.set_started_ns(NowNs());
   intent.set_bucket(std::string(target.bucket));
   intent.set_key(std::string(target.key));
@@ -371,7 +402,8 @@ Status ObjectStore::WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t
   // Not synced: a kill -9 keeps it (RocksDB has written it to its log file before Put returns).
   // See docs/formats/meta.md for what a power loss can leave behind.
   return FromRocks(
-      intents_db_->Put(rocksdb::WriteOptions(), IntentKey(version), intent.SerializeAsString()),
+      intents_db_->Put(rocksdb::WriteOptions(), IntentKey(span.version()),
+                       intent.SerializeAsString()),
       "recording an upload");
 }
 
@@ -446,15 +478,12 @@ void ObjectStore::AddGarbage(rocksdb::WriteBatch* batch, std::span<const proto::
   reclaim_cv_.notify_all();
 }
 
-void ObjectStore::AbandonIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks) {
-  proto::DataRun run;
-  run.set_version(version);
-  run.set_chunk_bytes(chunk_bytes);
-  run.set_size(chunk_bytes * max_chunks);
+void ObjectStore::AbandonIntent(const proto::DataRun& span) {
   GarbageScope garbage_scope(this);
   rocksdb::WriteBatch batch;
-  AddGarbage(&batch, std::span<const proto::DataRun>(&run, 1));
+  AddGarbage(&batch, std::span<const proto::DataRun>(&span, 1));
   Status st = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "abandoning an upload");
+  const uint64_t version = span.version();
   if (!st.ok()) {
     GLOG_WARN("abandoned upload {} not reclaimed until restart: {}", version, st.ToString());
     return;
@@ -480,6 +509,7 @@ Status ObjectStore::RecoverIntents() {
     run.set_version(intent.version());
     run.set_chunk_bytes(intent.chunk_bytes());
     run.set_size(intent.chunk_bytes() * intent.max_chunks());
+    run.set_replicas(intent.replicas());
     AddGarbage(&batch, std::span<const proto::DataRun>(&run, 1));
     ++cut;
   }
@@ -537,7 +567,7 @@ Result<uint64_t> ObjectStore::ReclaimGarbage() {
     std::vector<std::string> keys;
     for (const proto::DataRun& run : garbage.runs()) {
       uint64_t chunks = ChunkCount(run);
-      for (uint64_t c = 0; c < chunks; ++c) keys.push_back(BlobKey(run.version(), c));
+      for (uint64_t c = 0; c < chunks; ++c) keys.push_back(BlobKeyOf(run, c));
     }
     RETURN_IF_ERROR(options_.blobs->DeleteMany(keys));
     // The blobs are gone (durably); forgetting the record need not be synced: doing it twice

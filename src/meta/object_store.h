@@ -17,9 +17,11 @@
 // Thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +72,11 @@ struct ObjectStoreOptions {
   uint64_t block_cache_bytes = 256ull << 20;
   // Run the background reclaimer; when false, only ReclaimGarbage() deletes garbage.
   bool background_reclaim = true;
+  // What names a bucket's blobs besides their version and chunk (docs/formats/meta.md), given
+  // the bucket's replica count: in a cluster, its chains and this namespace partition, so that
+  // every partition's blobs have names of their own. Unset on a single server: no prefix, and
+  // buckets of more than one replica are refused.
+  std::function<std::string(uint32_t replicas)> blob_prefix;
 };
 
 struct ObjectStoreStats {
@@ -98,7 +105,8 @@ class ObjectStore final : public ObjectApi {
   static Result<std::unique_ptr<ObjectStore>> Open(ObjectStoreOptions options);
   ~ObjectStore() override;
 
-  Status CreateBucket(std::string_view bucket) override;
+  using ObjectApi::CreateBucket;
+  Status CreateBucket(std::string_view bucket, const BucketOptions& options) override;
   Status DeleteBucket(std::string_view bucket) override;
   Result<BucketInfo> HeadBucket(std::string_view bucket) override;
   Result<std::vector<BucketInfo>> ListBuckets() override;
@@ -161,6 +169,10 @@ class ObjectStore final : public ObjectApi {
   uint64_t NowNs() const;
   Result<uint64_t> NextVersion();
   Status CheckBucket(std::string_view bucket);
+  // The bucket's replica count (BucketRecord.replicas); kNoSuchBucket if absent.
+  Result<uint32_t> BucketReplicas(std::string_view bucket);
+  // The key of chunk `chunk` of `run`.
+  std::string BlobKeyOf(const proto::DataRun& run, uint64_t chunk) const;
   // The record of an object; nullopt when absent.
   Result<std::optional<proto::ObjectRecord>> GetRecord(std::string_view bucket,
                                                        std::string_view key);
@@ -188,13 +200,14 @@ class ObjectStore final : public ObjectApi {
     std::string_view bucket, key, upload_id;
     uint32_t part = 0;
   };
-  Status WriteIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks,
-                     const IntentTarget& target);
+  // `span`: the run's version and replicas, chunk_bytes, and its size so far rounded up to
+  // whole chunks (the blobs that may exist).
+  Status WriteIntent(const proto::DataRun& span, const IntentTarget& target);
   void ForgetIntents(std::span<const uint64_t> versions);
   // Whether the upload of `intent` was committed (its record refers to its version).
   Result<bool> IntentCommitted(const proto::IntentRecord& intent);
   // The upload's blobs become garbage (a writer that did not commit).
-  void AbandonIntent(uint64_t version, uint64_t chunk_bytes, uint64_t max_chunks);
+  void AbandonIntent(const proto::DataRun& span);
   // The lock for one object key (or upload), held across the read-check-commit of a write.
   std::mutex& KeyLock(std::string_view bucket, std::string_view key);
   // The lock of one multipart upload (taken before a KeyLock, never after).
@@ -224,6 +237,7 @@ class ObjectStore final : public ObjectApi {
 
   const ObjectStoreOptions options_;
   Clock* const clock_;
+  std::array<std::string, kMaxReplicas + 1> blob_prefixes_;  // by replica count
   rocksdb::DB* db_ = nullptr;
   bool owns_db_ = true;
   rocksdb::DB* intents_db_ = nullptr;

@@ -29,11 +29,12 @@ class ObjectStore::Writer final : public ObjectWriter {
     int number = 0;
   };
 
-  Writer(ObjectStore* store, std::string bucket, std::string key, PutOptions options,
-         std::optional<Part> part)
+  Writer(ObjectStore* store, std::string bucket, std::string key, uint32_t replicas,
+         PutOptions options, std::optional<Part> part)
       : store_(store),
         bucket_(std::move(bucket)),
         key_(std::move(key)),
+        replicas_(replicas),
         options_(std::move(options)),
         part_(std::move(part)),
         chunk_bytes_(store->options_.chunk_bytes),
@@ -44,7 +45,7 @@ class ObjectStore::Writer final : public ObjectWriter {
     md5_.Sync();  // before the bytes it reads go
     if (committed_ || version_ == 0) return;
     WaitForChunks();
-    store_->AbandonIntent(version_, chunk_bytes_, intent_chunks_);
+    store_->AbandonIntent(Span(intent_chunks_));
   }
 
   Status Append(std::string_view data) override {
@@ -110,7 +111,7 @@ class ObjectStore::Writer final : public ObjectWriter {
             ? 64
             : std::max<uint64_t>(1, (options_.expected_size + chunk_bytes_ - 1) / chunk_bytes_);
     intent_chunks_ = expected_chunks;
-    Status st = store_->WriteIntent(version_, chunk_bytes_, intent_chunks_, Target());
+    Status st = store_->WriteIntent(Span(intent_chunks_), Target());
     if (!st.ok()) {
       version_ = 0;
       failed_ = st;
@@ -129,7 +130,7 @@ class ObjectStore::Writer final : public ObjectWriter {
     if (chunks_ >= intent_chunks_) {
       // The upload is longer than announced: extend its intent before writing past it.
       intent_chunks_ = std::max(intent_chunks_ * 2, chunks_ + 1);
-      RETURN_IF_ERROR(store_->WriteIntent(version_, chunk_bytes_, intent_chunks_, Target()));
+      RETURN_IF_ERROR(store_->WriteIntent(Span(intent_chunks_), Target()));
     }
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -143,7 +144,7 @@ class ObjectStore::Writer final : public ObjectWriter {
     buffer_ = std::string();
     buffer_.reserve(chunk_bytes_);
     store_->options_.blobs->PutAsync(
-        BlobKey(version_, static_cast<uint32_t>(chunks_)), std::move(chunk), [this](Status st) {
+        store_->BlobKeyOf(Run(), chunks_), std::move(chunk), [this](Status st) {
           std::lock_guard<std::mutex> lock(mu_);
           if (!st.ok() && chunk_error_.ok()) chunk_error_ = st;
           --in_flight_;
@@ -174,6 +175,14 @@ class ObjectStore::Writer final : public ObjectWriter {
     run.set_version(version_);
     run.set_size(size_);
     run.set_chunk_bytes(chunk_bytes_);
+    run.set_replicas(replicas_);
+    return run;
+  }
+
+  // The run as far as `chunks` whole chunks: what an intent covers.
+  proto::DataRun Span(uint64_t chunks) const {
+    proto::DataRun run = Run();
+    run.set_size(chunk_bytes_ * chunks);
     return run;
   }
 
@@ -204,6 +213,7 @@ class ObjectStore::Writer final : public ObjectWriter {
   ObjectStore* const store_;
   const std::string bucket_;
   const std::string key_;
+  const uint32_t replicas_;  // the bucket's
   const PutOptions options_;
   const std::optional<Part> part_;
   const uint64_t chunk_bytes_;
@@ -263,20 +273,20 @@ Result<std::unique_ptr<ObjectWriter>> ObjectStore::BeginPut(std::string_view buc
                                                             std::string_view key,
                                                             PutOptions options) {
   RETURN_IF_ERROR(ValidateObjectKey(key));
-  RETURN_IF_ERROR(CheckBucket(bucket));
+  ASSIGN_OR_RETURN(uint32_t replicas, BucketReplicas(bucket));
   if (options.expected_size != UINT64_MAX && options.expected_size > kMaxSinglePutBytes) {
     return Status::InvalidArgument("EntityTooLarge: a single upload is limited to 5 GiB; use a "
                                    "multipart upload for larger objects");
   }
   return std::unique_ptr<ObjectWriter>(new Writer(this, std::string(bucket), std::string(key),
-                                                  std::move(options), std::nullopt));
+                                                  replicas, std::move(options), std::nullopt));
 }
 
 Result<std::unique_ptr<ObjectWriter>> ObjectStore::UploadPart(
     std::string_view bucket, std::string_view key, std::string_view upload_id, int part_number,
     std::string content_md5, uint64_t expected_size) {
   RETURN_IF_ERROR(ValidateObjectKey(key));
-  RETURN_IF_ERROR(CheckBucket(bucket));
+  ASSIGN_OR_RETURN(uint32_t replicas, BucketReplicas(bucket));
   if (part_number < 1 || part_number > kMaxPartNumber) {
     return Status::InvalidArgument("part number " + std::to_string(part_number) +
                                    " is invalid: use 1 to 10000");
@@ -286,7 +296,7 @@ Result<std::unique_ptr<ObjectWriter>> ObjectStore::UploadPart(
   options.content_md5 = std::move(content_md5);
   options.expected_size = expected_size;
   return std::unique_ptr<ObjectWriter>(
-      new Writer(this, std::string(bucket), std::string(key), std::move(options),
+      new Writer(this, std::string(bucket), std::string(key), replicas, std::move(options),
                  Writer::Part{std::string(upload_id), part_number}));
 }
 
@@ -295,7 +305,8 @@ Result<std::unique_ptr<ObjectWriter>> ObjectStore::UploadPart(
 std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
                                                      std::span<const PutItem> items) {
   std::vector<Result<ObjectInfo>> out(items.size(), Status::Internal("not written"));
-  Status bucket_status = CheckBucket(bucket);
+  Result<uint32_t> replicas = BucketReplicas(bucket);
+  const Status bucket_status = replicas.status();
   std::vector<std::pair<std::string, std::string_view>> blobs;
   std::vector<proto::ObjectRecord> records(items.size());
   std::vector<bool> batched(items.size(), false);
@@ -345,8 +356,9 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
       run->set_version(*version);
       run->set_size(item.data.size());
       run->set_chunk_bytes(options_.chunk_bytes);
-      blobs.emplace_back(BlobKey(*version, 0), item.data);
-      st = WriteIntent(*version, options_.chunk_bytes, 1, {bucket, item.key, {}, 0});
+      run->set_replicas(*replicas);
+      blobs.emplace_back(BlobKeyOf(*run, 0), item.data);
+      st = WriteIntent(*run, {bucket, item.key, {}, 0});
       if (!st.ok()) {
         out[i] = st;
         continue;
@@ -359,7 +371,7 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
   for (size_t i = 0; i < items.size(); ++i) {
     if (!batched[i]) continue;
     if (records[i].runs_size() > 0 && !blob_status.ok()) {
-      AbandonIntent(records[i].version(), options_.chunk_bytes, 1);
+      AbandonIntent(records[i].runs(0));
       out[i] = blob_status;
       continue;
     }
@@ -413,7 +425,7 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
     if (st.ok()) {
       out[i] = InfoOf(bucket, items[i].key, records[i]);
     } else {
-      if (records[i].runs_size() > 0) AbandonIntent(records[i].version(), options_.chunk_bytes, 1);
+      if (records[i].runs_size() > 0) AbandonIntent(records[i].runs(0));
       out[i] = st;
     }
   }

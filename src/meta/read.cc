@@ -75,7 +75,7 @@ class ObjectStore::Reader final : public ObjectReader {
     uint64_t chunk_left = std::min(chunk_bytes, run.size() - chunk * chunk_bytes) - in_chunk;
     size_t n = static_cast<size_t>(std::min<uint64_t>(dst.size(), chunk_left));
     auto got = store_->options_.blobs->ReadInto(
-        BlobKey(run.version(), static_cast<uint32_t>(chunk)), in_chunk, dst.subspan(0, n));
+        store_->BlobKeyOf(run, chunk), in_chunk, dst.subspan(0, n));
     if (!got.ok()) {
       if (got.status().IsNotFound()) {
         return Status::Corruption("chunk " + std::to_string(chunk) + " of object \"" +
@@ -200,7 +200,7 @@ std::vector<Result<std::string>> ObjectStore::GetMany(std::string_view bucket,
     if (record.runs_size() == 0) {
       out[i] = std::move(*record.mutable_inline_data());
     } else if (record.runs_size() == 1 && ChunkCount(record.runs(0)) == 1) {
-      blob_keys.push_back(BlobKey(record.runs(0).version(), 0));
+      blob_keys.push_back(BlobKeyOf(record.runs(0), 0));
       blob_items.push_back(i);
     } else {
       out[i] = Get(bucket, keys[i]);

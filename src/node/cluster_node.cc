@@ -221,7 +221,8 @@ struct ClusterNode::Impl {
     }
     std::vector<std::string> garbage;
     Status scanned = store->Scan([&](std::string_view key, uint64_t) {
-      if (due.count(cluster::ChainIndex(key, map->chains.size())) > 0) garbage.emplace_back(key);
+      const cluster::Chain* chain = map->ChainOf(key);
+      if (chain != nullptr && due.count(chain->id) > 0) garbage.emplace_back(key);
     });
     if (scanned.ok()) scanned = store->DeleteMany(garbage);
     if (!scanned.ok()) {
@@ -327,6 +328,9 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
     ASSIGN_OR_RETURN(std::unique_ptr<replication::BlobStore> blobs,
                      replication::OpenChainBlobStore(std::move(blob_options)));
     return std::shared_ptr<replication::BlobStore>(std::move(blobs));
+  };
+  ns_options.want_set = [self](int replicas) {
+    return self->etcd->Put(cluster::keys::WantedSet(replicas), "").status();
   };
   impl->ns = std::make_unique<NamespacePartitions>(
       std::move(ns_options), [self] { return self->keeper->Held(); },

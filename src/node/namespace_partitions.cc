@@ -3,7 +3,10 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "common/logging.h"
 #include "meta/object_store.h"
@@ -213,6 +216,9 @@ Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreOf(const Ch
   store_options.db = p->db.get();
   store_options.blobs = std::move(blobs);
   store_options.close_blobs = false;
+  store_options.blob_prefix = [partition = chain.id](uint32_t replicas) {
+    return cluster::PartitionBlobPrefix(partition, replicas);
+  };
   store_options.block_cache_bytes = options_.block_cache_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<meta::ObjectStore> store,
                    meta::ObjectStore::Open(std::move(store_options)));
@@ -225,6 +231,32 @@ Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreOf(const Ch
   p->last_head.clear();
   GLOG_INFO("heading namespace partition {} (chain version {})", chain.id, chain.version);
   return p->store;
+}
+
+Status NamespacePartitions::AwaitSet(int replicas) {
+  auto m = map();
+  if (m != nullptr && m->SetOf(replicas)) return Status::OK();
+  const auto up = m == nullptr ? 0
+                               : std::count_if(m->nodes.begin(), m->nodes.end(), [](const auto& n) {
+                                   return n.state == cluster::NodeState::kUp;
+                                 });
+  if (up < replicas) {
+    return Status::InvalidArgument("a bucket of " + std::to_string(replicas) + " replicas needs " +
+                                   std::to_string(replicas) + " nodes up; the cluster has " +
+                                   std::to_string(up));
+  }
+  if (!options_.want_set) return Status::NotSupported("this node cannot ask for new chains");
+  RETURN_IF_ERROR(options_.want_set(replicas));
+  const auto give_up = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(options_.set_wait_ms);
+  while (std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    refresh_();
+    m = map();
+    if (m != nullptr && m->SetOf(replicas)) return Status::OK();
+  }
+  return Status::Unavailable("the manager has not placed chains of " + std::to_string(replicas) +
+                             " replicas yet (is a manager running?): retry");
 }
 
 void NamespacePartitions::StepDown(const std::string& address, const Chain& chain) {

@@ -45,6 +45,10 @@ struct NamespacePartitionsOptions {
   uint64_t log_entries = 20'000;  // of each partition's log (meta::ReplicatedDbOptions)
   // The cluster's blobs, opened when a partition is first served.
   std::function<Result<std::shared_ptr<replication::BlobStore>>()> open_blobs;
+  // Asks the manager for a set of chains of this replica count (cluster::keys::WantedSet).
+  std::function<Status(int replicas)> want_set;
+  // How long creating the first bucket of a new replica count waits for its chains.
+  int set_wait_ms = 15'000;
 };
 
 class NamespacePartitions final : public ObjectApi {
@@ -77,7 +81,8 @@ class NamespacePartitions final : public ObjectApi {
   // Stops serving and closes every partition.
   void Close();
 
-  Status CreateBucket(std::string_view bucket) override;
+  using ObjectApi::CreateBucket;
+  Status CreateBucket(std::string_view bucket, const BucketOptions& options) override;
   Status DeleteBucket(std::string_view bucket) override;
   Result<BucketInfo> HeadBucket(std::string_view bucket) override;
   // The buckets of the partitions this node heads.
@@ -127,6 +132,10 @@ class NamespacePartitions final : public ObjectApi {
   // The store serving `bucket`'s partition: kStaleMap if this node does not head it.
   Result<std::shared_ptr<meta::ObjectStore>> StoreFor(std::string_view bucket);
   Result<std::shared_ptr<meta::ObjectStore>> StoreOf(const cluster::Chain& chain);
+  // A bucket's data goes to the chains of its replica count. For a count the map has no chains
+  // of, asks the manager for them and waits (kUnavailable if they do not come in time,
+  // kInvalidArgument if fewer nodes are up than the count).
+  Status AwaitSet(int replicas);
   // Stops serving `p` as its head (requests in flight finish). REQUIRES: p->mu held.
   void Retire(Partition* p);
   // Tells the node at `address` that this one heads `chain` now.

@@ -10,9 +10,14 @@
 
 namespace granary::node {
 
-Status NamespacePartitions::CreateBucket(std::string_view bucket) {
+Status NamespacePartitions::CreateBucket(std::string_view bucket, const BucketOptions& options) {
+  if (options.replicas < 0 || options.replicas > kMaxReplicas) {
+    return Status::InvalidArgument("a bucket's replica count must be 1 to " +
+                                   std::to_string(kMaxReplicas) + " (0: the cluster's default)");
+  }
   ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
-  return store->CreateBucket(bucket);
+  RETURN_IF_ERROR(AwaitSet(options.replicas));
+  return store->CreateBucket(bucket, options);
 }
 
 Status NamespacePartitions::DeleteBucket(std::string_view bucket) {

@@ -27,7 +27,13 @@ Status CreateBucket(ObjectApi& api, rpc::ServerCall& call) {
   proto::BucketRequest req;
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
-  return AnswerEmpty(call, api.CreateBucket(req.bucket()));
+  if (req.replicas() > static_cast<uint32_t>(kMaxReplicas)) {
+    return AnswerEmpty(call, Status::InvalidArgument("a bucket's replica count must be 1 to " +
+                                                     std::to_string(kMaxReplicas)));
+  }
+  BucketOptions options;
+  options.replicas = static_cast<int>(req.replicas());
+  return AnswerEmpty(call, api.CreateBucket(req.bucket(), options));
 }
 
 Status DeleteBucket(ObjectApi& api, rpc::ServerCall& call) {

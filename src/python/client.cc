@@ -199,11 +199,13 @@ void RegisterObjectMethods(py::class_<PyClient>& cls) {
 void RegisterBucketMethods(py::class_<PyClient>& cls) {
   cls.def(
       "create_bucket",
-      [](PyClient& self, const std::string& bucket) {
+      [](PyClient& self, const std::string& bucket, int replicas) {
         std::shared_ptr<Client> client = self.client();
-        Check(WithoutGil([&] { return client->CreateBucket(bucket); }));
+        Check(WithoutGil([&] { return client->CreateBucket(bucket, BucketOptions{replicas}); }));
       },
-      py::arg("bucket"), "Creates a bucket. AlreadyExistsError if it exists.");
+      py::arg("bucket"), py::arg("replicas") = 0,
+      "Creates a bucket. AlreadyExistsError if it exists. `replicas` (1 to 5): copies a cluster "
+      "keeps of its data, fixed for the bucket's life; 0 for the cluster's default.");
   cls.def(
       "delete_bucket",
       [](PyClient& self, const std::string& bucket) {

@@ -91,9 +91,11 @@ void RegisterSmallTypes(py::module_& m) {
           "created", [](const BucketInfo& b) { return Seconds(b.created_ns); },
           "Creation time, in seconds since the Unix epoch (float).")
       .def_readonly("created_ns", &BucketInfo::created_ns)
+      .def_readonly("replicas", &BucketInfo::replicas,
+                    "Copies a cluster keeps of its data; 0: the cluster's default.")
       .def("__repr__", [](const BucketInfo& b) {
         return "BucketInfo(name=" + Repr(b.name) + ", created_ns=" + std::to_string(b.created_ns) +
-               ")";
+               ", replicas=" + std::to_string(b.replicas) + ")";
       });
 
   py::class_<PartInfo>(m, "PartInfo",

@@ -12,6 +12,21 @@ namespace {
 
 using cluster::ClusterMap;
 
+// A key whose set the map lacks: a map older than the caller's (the set was just added).
+Result<const cluster::Chain*> ChainOf(const ClusterMap& map, std::string_view key) {
+  if (cluster::PlacementOf(key) > static_cast<uint32_t>(cluster::kMaxChainReplicas)) {
+    return Status::InvalidArgument(
+        "blob keys starting with a zero byte are reserved for the cluster's placed blobs");
+  }
+  const cluster::Chain* chain = map.ChainOf(key);
+  if (chain == nullptr) {
+    return Status(Code::kStaleMap, "the cluster map has no chains of " +
+                                       std::to_string(cluster::PlacementOf(key)) +
+                                       " replicas yet");
+  }
+  return chain;
+}
+
 class ChainBlobStore final : public BlobStore {
  public:
   ChainBlobStore(ChainBlobStoreOptions options, std::unique_ptr<cluster::MapCache> maps)
@@ -78,7 +93,8 @@ class ChainBlobStore final : public BlobStore {
 
   Status Write(std::string_view key, std::string_view value, bool remove) {
     return WithRetries<bool>([&](const ClusterMap& map) -> Result<bool> {
-             const cluster::Chain& chain = map.ChainOf(key);
+             ASSIGN_OR_RETURN(const cluster::Chain* found, ChainOf(map, key));
+             const cluster::Chain& chain = *found;
              ASSIGN_OR_RETURN(const cluster::NodeInfo* head, cluster::LiveHead(map, chain));
              proto::ChainWriteRequest request;
              request.set_chain(chain.id);
@@ -98,7 +114,8 @@ class ChainBlobStore final : public BlobStore {
   Result<PeerAnswer> Read(std::string_view key, uint64_t offset, uint64_t length,
                           std::span<char> into) {
     return WithRetries<PeerAnswer>([&](const ClusterMap& map) -> Result<PeerAnswer> {
-      const cluster::Chain& chain = map.ChainOf(key);
+      ASSIGN_OR_RETURN(const cluster::Chain* found, ChainOf(map, key));
+      const cluster::Chain& chain = *found;
       proto::ChainReadRequest request;
       request.set_chain(chain.id);
       request.set_version(chain.version);

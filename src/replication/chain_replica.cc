@@ -266,12 +266,16 @@ Status ChainReplica::RepairBlob(const std::string& key) {
   if (map == nullptr || map->chains.empty()) {
     return Status::Unavailable("this node has no cluster map yet");
   }
-  const Chain& chain = map->ChainOf(key);
-  if (!Serves(chain, options_.node_id)) {
-    return Status::PreconditionFailed("node " + options_.node_id + " does not serve chain " +
-                                      std::to_string(chain.id));
+  const Chain* chain = map->ChainOf(key);
+  if (chain == nullptr) {
+    return Status::Unavailable("this node's map has no chains of " +
+                               std::to_string(cluster::PlacementOf(key)) + " replicas yet");
   }
-  return Repair(*map, chain, key);
+  if (!Serves(*chain, options_.node_id)) {
+    return Status::PreconditionFailed("node " + options_.node_id + " does not serve chain " +
+                                      std::to_string(chain->id));
+  }
+  return Repair(*map, *chain, key);
 }
 
 Status ChainReplica::Repair(const ClusterMap& map, const Chain& chain, const std::string& key) {
@@ -336,9 +340,9 @@ Status ChainReplica::Keys(rpc::ServerCall& call) {
       listed.insert(it->second);
     }
   }
-  const size_t chains = map->chains.size();
   Status scanned = store_.Scan([&](std::string_view key, uint64_t) {
-    if (cluster::ChainIndex(key, chains) == request.chain()) listed.emplace(key);
+    const Chain* chain = map->ChainOf(key);
+    if (chain != nullptr && chain->id == request.chain()) listed.emplace(key);
   });
   std::string keys;
   proto::ChainKeysResponse response;
@@ -414,7 +418,8 @@ Result<uint64_t> ChainReplica::Sync(uint32_t chain_id, uint64_t since) {
   // so none of them can be mistaken for one deleted while the node was away.
   std::set<std::string> local;
   RETURN_IF_ERROR(store_.Scan([&](std::string_view key, uint64_t) {
-    if (cluster::ChainIndex(key, map->chains.size()) == chain_id) local.emplace(key);
+    const Chain* chain = map->ChainOf(key);
+    if (chain != nullptr && chain->id == chain_id) local.emplace(key);
   }));
   Status last = Status::Unavailable("chain " + std::to_string(chain_id) +
                                     " has no serving member to fill from");

@@ -87,9 +87,12 @@ ObjectInfo FromProto(const proto::ObjectInfo& in) {
 void ToProto(const BucketInfo& in, proto::BucketInfo* out) {
   out->set_name(in.name);
   out->set_created_ns(in.created_ns);
+  out->set_replicas(static_cast<uint32_t>(in.replicas));
 }
 
-BucketInfo FromProto(const proto::BucketInfo& in) { return BucketInfo{in.name(), in.created_ns()}; }
+BucketInfo FromProto(const proto::BucketInfo& in) {
+  return BucketInfo{in.name(), in.created_ns(), static_cast<int>(in.replicas())};
+}
 
 void ToProto(const GetOptions& in, proto::GetOptions* out) {
   out->set_offset(in.offset);

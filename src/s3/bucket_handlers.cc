@@ -1,5 +1,7 @@
 // Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
 // GetBucketVersioning.
+#include <charconv>
+
 #include "common/names.h"
 #include "s3/errors.h"
 #include "s3/handlers.h"
@@ -42,7 +44,18 @@ Result<Response> CreateBucket(const Request& r, std::string_view body, const Han
                           "\" is not this gateway's region \"" + ctx.region + "\"");
     }
   }
-  RETURN_IF_ERROR(ctx.api->CreateBucket(r.bucket));
+  BucketOptions options;
+  if (const std::string* replicas = r.Header(kReplicasHeader)) {
+    auto [end, ec] = std::from_chars(replicas->data(), replicas->data() + replicas->size(),
+                                     options.replicas);
+    if (replicas->empty() || ec != std::errc() || end != replicas->data() + replicas->size() ||
+        options.replicas < 1 || options.replicas > kMaxReplicas) {
+      return S3Status(Code::kInvalidArgument, "InvalidArgument",
+                      std::string(kReplicasHeader) + " must be 1 to " +
+                          std::to_string(kMaxReplicas) + ", not \"" + *replicas + "\"");
+    }
+  }
+  RETURN_IF_ERROR(ctx.api->CreateBucket(r.bucket, options));
   Response resp;
   resp.AddHeader("Location", "/" + r.bucket);
   return resp;
@@ -50,9 +63,9 @@ Result<Response> CreateBucket(const Request& r, std::string_view body, const Han
 
 Result<Response> HeadBucket(const Request& r, const HandlerContext& ctx) {
   ASSIGN_OR_RETURN(BucketInfo info, ctx.api->HeadBucket(r.bucket));
-  (void)info;
   Response resp;
   resp.AddHeader("x-amz-bucket-region", ctx.region);
+  if (info.replicas != 0) resp.AddHeader(std::string(kReplicasHeader), std::to_string(info.replicas));
   resp.omit_body = true;
   return resp;
 }

@@ -19,6 +19,9 @@
 namespace granary::s3 {
 
 inline constexpr std::string_view kS3Xmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
+// CreateBucket's request header for the copies a cluster keeps of the bucket's data (1 to 5),
+// answered by HeadBucket.
+inline constexpr std::string_view kReplicasHeader = "x-granary-replicas";
 
 struct HandlerContext {
   ObjectApi* api = nullptr;

@@ -89,7 +89,7 @@ json StatusJson(const Snapshot& s) {
     }
     if (serving == 0) {
       ++unavailable;
-    } else if (serving < map.replicas) {
+    } else if (serving < c.replicas) {
       ++degraded;
     } else {
       ++healthy;
@@ -101,6 +101,12 @@ json StatusJson(const Snapshot& s) {
   out["nodes"] = {{"up", up}, {"down", down}, {"draining", draining}};
   out["chains"] = {{"total", map.chains.size()}, {"healthy", healthy}, {"degraded", degraded},
                    {"syncing", syncing}, {"unavailable", unavailable}};
+  // Chains per replica count: the default set and one per count buckets asked for.
+  json sets = json::array();
+  for (const cluster::ChainSet& set : map.sets) {
+    sets.push_back({{"replicas", set.replicas}, {"chains", set.count}});
+  }
+  out["sets"] = sets;
   // Totals of the live nodes' counters since they started.
   json work = json::object();
   for (const auto& [id, counters] : s.stats) {
@@ -166,11 +172,16 @@ int RunStatus(const ClusterAdminFlags& flags, bool nodes) {
   std::printf("epoch:    %llu\n", static_cast<unsigned long long>(out["epoch"].get<uint64_t>()));
   std::printf("nodes:    %d up, %d down, %d draining\n", out["nodes"]["up"].get<int>(),
               out["nodes"]["down"].get<int>(), out["nodes"]["draining"].get<int>());
-  std::printf("chains:   %d total: %d healthy, %d degraded, %d syncing, %d unavailable "
-              "(%d replicas each)\n",
+  std::printf("chains:   %d total: %d healthy, %d degraded, %d syncing, %d unavailable\n",
               out["chains"]["total"].get<int>(), out["chains"]["healthy"].get<int>(),
               out["chains"]["degraded"].get<int>(), out["chains"]["syncing"].get<int>(),
-              out["chains"]["unavailable"].get<int>(), out["replicas"].get<int>());
+              out["chains"]["unavailable"].get<int>());
+  std::string sets;
+  for (const json& set : out["sets"]) {
+    sets += (sets.empty() ? "" : ", ") + std::to_string(set["chains"].get<int>()) + " of " +
+            std::to_string(set["replicas"].get<int>()) + " replicas";
+  }
+  std::printf("sets:     %s (%d replicas by default)\n", sets.c_str(), out["replicas"].get<int>());
   const json& work = out["work"];
   auto count = [&](const char* name) {
     return static_cast<unsigned long long>(work.value(name, uint64_t{0}));

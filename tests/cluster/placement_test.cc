@@ -214,10 +214,93 @@ TEST(PlacementTest, MapRoundTripsThroughJson) {
   auto back = ClusterMap::FromJson(map.ToJson());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->ToJson(), map.ToJson());
-  EXPECT_EQ(back->ChainOf("bucket/key").id, map.ChainOf("bucket/key").id);
+  EXPECT_EQ(back->ChainOf("bucket/key")->id, map.ChainOf("bucket/key")->id);
   EXPECT_EQ(ClusterMap::FromJson("{").status().code(), Code::kCorruption);
   EXPECT_EQ(ClusterMap::FromJson(R"({"format": 1})").status().code(), Code::kCorruption);
   EXPECT_EQ(ClusterMap::FromJson(R"({"format": 9})").status().code(), Code::kNotSupported);
+}
+
+TEST(PlacementTest, SetsOfOtherReplicaCountsAreAddedOnDemandAndRepaired) {
+  ClusterMap map = BuildMap(SixNodes(), 3, 16);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) keys.push_back("k/" + std::to_string(i));
+  std::vector<uint32_t> before;
+  for (const std::string& k : keys) before.push_back(map.ChainOf(k)->id);
+  EXPECT_EQ(map.ChainOf(PlacedKeyPrefix(2) + "k"), nullptr);  // no such set yet
+
+  // Asked for 2 and 5 copies: two sets of 16 chains, members on distinct racks where there are
+  // enough racks (three here), else distinct hosts.
+  Observation o = Alive(map);
+  o.wanted_sets = {2, 5};
+  const uint64_t epoch = map.epoch;
+  ASSERT_TRUE(Reconcile(map, o));
+  EXPECT_EQ(map.epoch, epoch + 1);
+  ASSERT_EQ(map.chains.size(), 48u);
+  for (int replicas : {2, 5}) {
+    auto set = map.SetOf(replicas);
+    ASSERT_TRUE(set.has_value());
+    EXPECT_EQ(set->count, 16u);
+    for (uint32_t i = set->first; i < set->first + set->count; ++i) {
+      const Chain& c = map.chains[i];
+      EXPECT_EQ(c.replicas, replicas);
+      ASSERT_EQ(c.members.size(), static_cast<size_t>(replicas));
+      EXPECT_EQ(Racks(map, c.members).size(), std::min<size_t>(replicas, 3));
+      EXPECT_EQ(std::set<std::string>(c.members.begin(), c.members.end()).size(),
+                c.members.size());
+    }
+  }
+  // Keys of the default set keep their chains; placed keys land in their own set.
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(map.ChainOf(keys[i])->id, before[i]);
+  for (const std::string& k : keys) {
+    EXPECT_EQ(map.ChainOf(PlacedKeyPrefix(2) + k)->replicas, 2);
+    EXPECT_EQ(map.ChainOf(PlacedKeyPrefix(5) + k)->replicas, 5);
+    EXPECT_EQ(map.ChainOf(PlacedKeyPrefix(0) + k)->replicas, 3);
+  }
+  EXPECT_FALSE(Reconcile(map, o));  // asked again: nothing to do
+
+  // A node dies: every chain gets its own count back, from other nodes.
+  o = Alive(map, {"a1"});
+  o.wanted_sets = {2, 5};
+  Settle(map, o);
+  for (const Chain& c : map.chains) {
+    EXPECT_EQ(c.members.size(), static_cast<size_t>(c.replicas)) << c.id;
+    EXPECT_FALSE(c.Contains("a1"));
+  }
+  // The map, sets included, survives JSON.
+  auto back = ClusterMap::FromJson(map.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->sets.size(), 3u);
+  EXPECT_EQ(back->ChainOf(PlacedKeyPrefix(5) + "x")->id, map.ChainOf(PlacedKeyPrefix(5) + "x")->id);
+}
+
+TEST(PlacementTest, SetIsNotAddedWithFewerNodesUpThanItsCount) {
+  ClusterMap map = BuildMap({Node("a", "ra"), Node("b", "rb"), Node("c", "rc")}, 3, 4);
+  Observation o = Alive(map);
+  o.wanted_sets = {4};
+  EXPECT_FALSE(Reconcile(map, o));
+  EXPECT_FALSE(map.SetOf(4).has_value());
+  o.alive.push_back(Node("d", "rd"));
+  ASSERT_TRUE(Reconcile(map, o));
+  ASSERT_TRUE(map.SetOf(4).has_value());
+}
+
+TEST(PlacementTest, PartitionBlobPrefixesAreDistinctAndPlaced) {
+  std::set<std::string> prefixes;
+  for (uint32_t partition : {0u, 1u, 255u, 256u}) {
+    for (uint32_t replicas = 0; replicas <= 5; ++replicas) {
+      std::string p = PartitionBlobPrefix(partition, replicas);
+      EXPECT_EQ(PlacementOf(p + "d"), replicas);
+      prefixes.insert(p);
+    }
+  }
+  EXPECT_EQ(prefixes.size(), 24u);
+  EXPECT_EQ(PlacementOf("blob/1"), 0u);
+  EXPECT_EQ(PlacementOf(""), 0u);
+  // A zero byte naming no count: the key belongs to no set.
+  ClusterMap map = BuildMap(SixNodes(), 3, 8);
+  EXPECT_EQ(map.ChainOf(std::string("\0\xe0k", 3)), nullptr);
+  EXPECT_EQ(map.ChainOf(std::string(1, '\0')), nullptr);
+  EXPECT_NE(map.ChainOf(PlacedKeyPrefix(0)), nullptr);
 }
 
 }  // namespace

@@ -41,9 +41,10 @@ class FakeNode : public MemoryObjectApi {
  public:
   FakeNode(std::string id, PartitionView& view) : id_(std::move(id)), view_(view) {}
 
-  Status CreateBucket(std::string_view bucket) override {
+  using MemoryObjectApi::CreateBucket;
+  Status CreateBucket(std::string_view bucket, const BucketOptions& options) override {
     RETURN_IF_ERROR(Serves(bucket));
-    return MemoryObjectApi::CreateBucket(bucket);
+    return MemoryObjectApi::CreateBucket(bucket, options);
   }
   Result<BucketInfo> HeadBucket(std::string_view bucket) override {
     RETURN_IF_ERROR(Serves(bucket));

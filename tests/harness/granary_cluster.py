@@ -183,7 +183,8 @@ class Cluster:
     def healthy(self, up=None):
         s = self.status()
         chains = s.get("chains") or {}
-        ok = (chains.get("total") == self.chains and chains.get("healthy") == self.chains
+        # The default set's chains, and as many again for each other replica count in use.
+        ok = (chains.get("total", 0) >= self.chains and chains.get("healthy") == chains["total"]
               and chains.get("syncing") == 0)
         if up is not None:
             ok = ok and s["nodes"]["up"] == up

@@ -16,6 +16,7 @@
 #include "cluster/keys.h"
 #include "granary/client.h"
 #include "manager/manager.h"
+#include "meta/keys.h"
 #include "replication/blob_store.h"
 #include "replication/chain_blob_store.h"
 
@@ -93,12 +94,14 @@ class ClusterNodeTest : public ::testing::Test {
     return *cluster::ClusterMap::FromJson((*kv)->value);
   }
 
-  // Every chain has `replicas` serving members and none syncing.
+  // Every chain of the default set has `replicas` serving members, every other chain its own
+  // count, and none syncing.
   bool Settled(size_t replicas) {
     cluster::ClusterMap map = Map();
     if (map.chains.empty()) return false;
     for (const auto& c : map.chains) {
-      if (c.members.size() != replicas || !c.syncing.empty() || !c.leaving.empty()) return false;
+      const size_t want = c.replicas == map.replicas ? replicas : static_cast<size_t>(c.replicas);
+      if (c.members.size() != want || !c.syncing.empty() || !c.leaving.empty()) return false;
     }
     return true;
   }
@@ -231,6 +234,9 @@ TEST_F(ClusterNodeTest, WritesReachEveryReplicaAndALostOneIsRebuilt) {
   EXPECT_EQ(std::string(buf, *n), Value(3).substr(5, 10));
   EXPECT_EQ(store->GetMany(std::vector<std::string>{"blob/none"})[0].status().code(),
             Code::kNotFound);
+  // Keys starting with a zero byte are the cluster's own (placed) keys.
+  const std::pair<std::string, std::string_view> reserved{std::string("\0\xe0k", 3), "v"};
+  EXPECT_EQ(store->PutMany(std::span(&reserved, 1)).code(), Code::kInvalidArgument);
 
   // Node c leaves: reads and writes go on with two replicas.
   ASSERT_TRUE(nodes_[2]->Stop().ok());
@@ -435,6 +441,138 @@ TEST_F(ClusterNodeTest, MemberFarBehindCopiesThePartition) {
     return c.members.size() == 1 && c.members.front() == away;
   }, 30s)) << Map().ToJson();
   ExpectObjects(bucket, 50);
+}
+
+TEST_F(ClusterNodeTest, BucketsOfDifferentPartitionsKeepTheirOwnData) {
+  StartThreeRacks();
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }));
+  // Two buckets whose records live in different partitions, each numbering its uploads from 1.
+  const std::string first = "alpha";
+  std::string second;
+  for (int i = 0; second.empty(); ++i) {
+    std::string name = "beta" + std::to_string(i);
+    if (Map().PartitionOf(name).id != Map().PartitionOf(first).id) second = name;
+  }
+  for (const std::string& bucket : {first, second}) {
+    ASSERT_TRUE(AtHead(bucket, [&](Client& c) { return c.CreateBucket(bucket).ok(); }));
+  }
+  for (int i = 0; i < 5; ++i) {
+    const std::string a(10'000 + i, 'a'), b(10'000 + i, 'b');
+    ASSERT_TRUE(AtHead(first, [&](Client& c) { return c.Put(first, std::to_string(i), a).ok(); }));
+    ASSERT_TRUE(AtHead(second, [&](Client& c) { return c.Put(second, std::to_string(i), b).ok(); }));
+  }
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(AtHead(first, [&](Client& c) {
+      auto got = c.Get(first, std::to_string(i));
+      EXPECT_TRUE(got.ok() && *got == std::string(10'000 + i, 'a')) << i;
+      return true;
+    }));
+    ASSERT_TRUE(AtHead(second, [&](Client& c) {
+      auto got = c.Get(second, std::to_string(i));
+      EXPECT_TRUE(got.ok() && *got == std::string(10'000 + i, 'b')) << i;
+      return true;
+    }));
+  }
+}
+
+TEST_F(ClusterNodeTest, BucketsKeepTheirOwnReplicaCounts) {
+  StartNode("a", "ra");
+  StartNode("b", "rb");
+  StartNode("c", "rc");
+  StartNode("d", "rd");
+  StartManager(3, 4);
+  ASSERT_TRUE(WaitFor([&] { return Settled(3); }));
+  auto create = [&](const std::string& bucket, int replicas) {
+    Status created;
+    EXPECT_TRUE(AtHead(bucket, [&](Client& c) {
+      created = c.CreateBucket(bucket, BucketOptions{replicas});
+      return created.code() != Code::kStaleMap && created.code() != Code::kUnavailable;
+    }));
+    return created;
+  };
+  ASSERT_TRUE(create("one", 1).ok());
+  ASSERT_TRUE(create("two", 2).ok());
+  ASSERT_TRUE(create("three", 0).ok());
+  // More copies than nodes up: refused, saying why.
+  const Status wide = create("wide", 5);
+  EXPECT_EQ(wide.code(), Code::kInvalidArgument) << wide.ToString();
+  EXPECT_NE(wide.message().find("needs 5 nodes"), std::string::npos) << wide.ToString();
+  EXPECT_EQ(create("two", 2).code(), Code::kAlreadyExists);
+  ASSERT_TRUE(AtHead("two", [&](Client& c) {
+    auto info = c.HeadBucket("two");
+    EXPECT_TRUE(info.ok() && info->replicas == 2);
+    return info.ok();
+  }));
+  // A set of 4 chains was added for each new count; the default set kept its chains.
+  cluster::ClusterMap map = Map();
+  ASSERT_EQ(map.chains.size(), 12u) << map.ToJson();
+  for (int replicas : {1, 2, 3}) {
+    auto set = map.SetOf(replicas);
+    ASSERT_TRUE(set.has_value()) << replicas;
+    EXPECT_EQ(set->count, 4u);
+    for (uint32_t i = set->first; i < set->first + set->count; ++i) {
+      EXPECT_EQ(map.chains[i].members.size(), static_cast<size_t>(replicas));
+    }
+  }
+
+  // Each object's blobs (one of 50 KB, or three chunks of a 10 MiB object) are on as many nodes
+  // as its bucket asks for.
+  struct Stored {
+    std::string bucket, key, data;
+    uint64_t version = 0;
+    int replicas = 0;
+  };
+  std::vector<Stored> stored;
+  for (auto [bucket, replicas] : {std::pair{"one", 1}, {"two", 2}, {"three", 3}}) {
+    for (int i = 0; i < 6; ++i) {
+      std::string data = i == 0 ? std::string(10 << 20, 'x') : Value(100 + i);
+      data[0] = static_cast<char>('a' + i);
+      Stored s{bucket, "k" + std::to_string(i), data, 0, replicas};
+      ASSERT_TRUE(AtHead(bucket, [&](Client& c) {
+        auto put = c.Put(s.bucket, s.key, s.data);
+        if (put.ok()) s.version = put->version;
+        return put.ok();
+      }));
+      stored.push_back(std::move(s));
+    }
+  }
+  auto copies = [&](const Stored& s) {
+    const uint32_t partition = Map().PartitionOf(s.bucket).id;
+    const std::string key = meta::BlobKey(
+        cluster::PartitionBlobPrefix(partition, static_cast<uint32_t>(s.replicas == 3 ? 0 : s.replicas)),
+        s.version, 0);
+    int n = 0;
+    for (auto& node : nodes_) n += node != nullptr && node->store().Exists(key) ? 1 : 0;
+    return n;
+  };
+  for (const Stored& s : stored) {
+    EXPECT_EQ(copies(s), s.replicas) << s.bucket << "/" << s.key;
+    ASSERT_TRUE(AtHead(s.bucket, [&](Client& c) {
+      auto got = c.Get(s.bucket, s.key);
+      EXPECT_TRUE(got.ok() && *got == s.data) << s.bucket << "/" << s.key;
+      return true;
+    }));
+  }
+
+  // A node holding a blob of two copies goes: chains of two copies are repaired back to two.
+  const std::string gone =
+      Map().ChainOf(meta::BlobKey(cluster::PartitionBlobPrefix(Map().PartitionOf("two").id, 2),
+                                  stored[6].version, 0))
+          ->members.front();
+  StopNode(gone);
+  ASSERT_TRUE(WaitFor([&] {
+    cluster::ClusterMap now = Map();
+    return now.FindNode(gone)->state == cluster::NodeState::kDown && Settled(3);
+  }, 30s)) << Map().ToJson();
+  for (const Stored& s : stored) {
+    if (s.replicas != 2) continue;
+    EXPECT_EQ(copies(s), 2) << s.key;
+    ASSERT_TRUE(AtHead(s.bucket, [&](Client& c) {
+      auto got = c.Get(s.bucket, s.key);
+      EXPECT_TRUE(got.ok() && *got == s.data) << s.key;
+      return true;
+    }));
+  }
 }
 
 }  // namespace

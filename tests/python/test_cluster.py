@@ -237,3 +237,52 @@ def test_s3_partition_head_cut_off(cluster):
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="cut"):
         listed |= {o["Key"] for o in page.get("Contents", [])}
     assert listed == set(load.live_keys())
+
+
+def test_s3_bucket_replica_counts(cluster):
+    """Buckets created through S3 with x-granary-replicas keep that many copies of their data.
+    The manager adds chains of each count when the first such bucket is made. A bucket of two
+    copies (on two racks) loses nothing with a whole rack, and gets its two copies back."""
+    import botocore.exceptions
+    url = cluster.start_gateway(cluster.add_host())
+
+    def client_asking_for(replicas):
+        s3 = cluster.s3(url)
+
+        def add_header(request, **_):
+            request.headers["x-granary-replicas"] = str(replicas)
+        s3.meta.events.register("before-sign.s3.CreateBucket", add_header)
+        return s3
+
+    client_asking_for(2).create_bucket(Bucket="two")
+    client_asking_for(1).create_bucket(Bucket="one")
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        client_asking_for(9).create_bucket(Bucket="nine")
+    assert refused.value.response["Error"]["Code"] == "InvalidArgument"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    s3 = cluster.s3(url)
+    headers = s3.head_bucket(Bucket="two")["ResponseMetadata"]["HTTPHeaders"]
+    assert headers.get("x-granary-replicas") == "2"
+    sets = {s["replicas"]: s["chains"] for s in cluster.status()["sets"]}
+    assert sets == {3: cluster.chains, 2: cluster.chains, 1: cluster.chains}
+
+    values = {f"k{i}": value_of(f"two/{i}", 20000 + i) for i in range(40)}
+    for key, value in values.items():
+        s3.put_object(Bucket="two", Key=key, Body=value)
+        s3.put_object(Bucket="one", Key=key, Body=value)
+    # Rack r2 (hosts 5 and 6) goes: every chain of two copies keeps one on another rack.
+    cluster.kill_node(5)
+    cluster.kill_node(6)
+    cluster.wait("the rack to be noticed", lambda: cluster.status()["nodes"]["down"] == 2,
+                 timeout=15)
+    for key, value in values.items():
+        assert s3.get_object(Bucket="two", Key=key)["Body"].read() == value, key
+    # Buckets of one copy lose what the rack held until it returns: chains of one member keep
+    # their dead member rather than forget the data.
+    def whole_but_single_copies():
+        chains = cluster.status()["chains"]
+        return chains["degraded"] == 0 and chains["syncing"] == 0
+    cluster.wait("chains of two and three copies to be whole again", whole_but_single_copies,
+                 timeout=60)
+    for key, value in values.items():
+        assert s3.get_object(Bucket="two", Key=key)["Body"].read() == value, key

@@ -207,8 +207,9 @@ size_t MemoryObjectApi::object_count(std::string_view bucket) {
   return it == buckets_.end() ? 0 : it->second.objects.size();
 }
 
-Status MemoryObjectApi::CreateBucket(std::string_view bucket) {
+Status MemoryObjectApi::CreateBucket(std::string_view bucket, const BucketOptions& options) {
   RETURN_IF_ERROR(ValidateBucketName(bucket));
+  if (options.replicas > 1) return Status::InvalidArgument("one copy of every object is kept");
   std::lock_guard<std::mutex> lock(mu_);
   if (buckets_.count(bucket)) {
     return Status::AlreadyExists("bucket \"" + std::string(bucket) + "\" already exists");

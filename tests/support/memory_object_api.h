@@ -22,7 +22,8 @@ namespace granary::testing {
 
 class MemoryObjectApi : public ObjectApi {
  public:
-  Status CreateBucket(std::string_view bucket) override;
+  using ObjectApi::CreateBucket;
+  Status CreateBucket(std::string_view bucket, const BucketOptions& options) override;
   Status DeleteBucket(std::string_view bucket) override;
   Result<BucketInfo> HeadBucket(std::string_view bucket) override;
   Result<std::vector<BucketInfo>> ListBuckets() override;
