@@ -70,6 +70,32 @@ def test_create_existing_bucket_keeps_its_objects(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"kept"
 
 
+def test_single_server_keeps_one_copy_per_bucket(s3):
+    """x-granary-replicas on CreateBucket: a cluster's copies of the bucket's data. A single
+    server keeps one: it takes 1 (and HeadBucket says so) and refuses more, or nonsense."""
+    def create(name, replicas):
+        def add_header(request, **_):
+            request.headers["x-granary-replicas"] = replicas
+        s3.meta.events.register("before-sign.s3.CreateBucket", add_header)
+        try:
+            return s3.create_bucket(Bucket=name)
+        finally:
+            s3.meta.events.unregister("before-sign.s3.CreateBucket", add_header)
+
+    one = unique_bucket_name("one")
+    create(one, "1")
+    headers = s3.head_bucket(Bucket=one)["ResponseMetadata"]["HTTPHeaders"]
+    assert headers.get("x-granary-replicas") == "1"
+    for bad in ("2", "0", "6", "x", ""):
+        name = unique_bucket_name("many")
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            create(name, bad)
+        assert refused.value.response["Error"]["Code"] == "InvalidArgument", bad
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert name not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    s3.delete_bucket(Bucket=one)
+
+
 @pytest.mark.parametrize("name", ["ab", "a" * 64, "UpperCase", "under_score", "-leading",
                                   "trailing-", "two..dots", "192.168.1.10", "xn--punycode"])
 def test_invalid_bucket_names_refused(s3, name):
