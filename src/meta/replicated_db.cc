@@ -2,6 +2,7 @@
 
 #include <rocksdb/write_batch.h>
 
+
 #include "meta/keys.h"
 #include "meta/rocks.h"
 
@@ -70,6 +71,12 @@ ReplicatedDb::ReplicatedDb(rocksdb::DB* base, ReplicatedDbOptions options)
 }
 
 ReplicatedDb::~ReplicatedDb() {
+  {
+    std::lock_guard<std::mutex> lock(local_mu_);
+    local_stop_ = true;
+  }
+  local_cv_.notify_all();
+  if (local_thread_.joinable()) local_thread_.join();
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   acknowledged_.reset();  // before the base database goes
 }
@@ -167,6 +174,7 @@ Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches, bo
     entry.data = group.Data();
   }
   std::lock_guard<std::mutex> lock(apply_mu_);
+  RETURN_IF_ERROR(broken_);
   if (poisoned_ && !barrier) {
     return Status::Unavailable("an earlier entry of this namespace partition did not reach every "
                                "member: the partition reopens");
@@ -174,8 +182,14 @@ Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches, bo
   ASSIGN_OR_RETURN(entry.term, options_.admit());
   entry.seq = applied_ + 1;
   entry.prev_term = applied_term_;
-  RETURN_IF_ERROR(ApplyLocally(entry));
-  Status sent = Propagate(entry);
+  auto [local, sent] = ApplyAndPropagate(entry);
+  if (!local.ok()) {
+    broken_ = Status::Unavailable(
+        "this member failed to apply namespace entry " + std::to_string(entry.seq) +
+        ", which other members may hold (" + local.ToString() +
+        "): it writes no more; drain the node so that another heads the partition");
+    return broken_;
+  }
   if (!sent.ok()) {
     // Applied here, perhaps not everywhere: its writers must not act as if it failed (it may
     // commit yet), nor may a later entry build on it until a barrier settles it.
@@ -212,6 +226,35 @@ Status ReplicatedDb::ApplyLocally(const LogEntry& entry) {
   applied_ = entry.seq;
   applied_term_ = entry.term;
   return Status::OK();
+}
+
+std::pair<Status, Status> ReplicatedDb::ApplyAndPropagate(const LogEntry& entry) {
+  if (!local_thread_.joinable()) {
+    local_thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(local_mu_);
+      for (;;) {
+        local_cv_.wait(lock, [&] { return local_stop_ || local_entry_ != nullptr; });
+        if (local_entry_ == nullptr) return;
+        const LogEntry* entry = local_entry_;
+        lock.unlock();
+        Status applied = ApplyLocally(*entry);
+        lock.lock();
+        local_entry_ = nullptr;
+        local_result_ = std::move(applied);
+        local_cv_.notify_all();
+      }
+    });
+  }
+  {
+    std::lock_guard<std::mutex> lock(local_mu_);
+    local_entry_ = &entry;
+    local_result_.reset();
+  }
+  local_cv_.notify_all();
+  Status sent = Propagate(entry);
+  std::unique_lock<std::mutex> lock(local_mu_);
+  local_cv_.wait(lock, [&] { return local_result_.has_value(); });
+  return {*local_result_, sent};
 }
 
 Status ReplicatedDb::Propagate(const LogEntry& entry) {
@@ -277,10 +320,14 @@ Result<uint64_t> ReplicatedDb::Apply(const LogEntry& entry) {
                                         " here was written under another term: this member "
                                         "diverged from the head and must be refilled");
     }
-  } else {
-    RETURN_IF_ERROR(ApplyLocally(entry));
+    RETURN_IF_ERROR(Propagate(entry));
+    return applied_;
   }
-  RETURN_IF_ERROR(Propagate(entry));
+  // Both must succeed before the sender hears back, so the head acknowledges only entries
+  // every member has made durable.
+  auto [local, sent] = ApplyAndPropagate(entry);
+  RETURN_IF_ERROR(local);
+  RETURN_IF_ERROR(sent);
   return applied_;
 }
 
