@@ -49,7 +49,7 @@ class PyCheckpointer {
   // The Checkpointer over the Client's current connection (opened anew after a reconnection).
   // Needs the GIL; returns a reference that keeps it alive with the GIL released.
   std::shared_ptr<Checkpointer> get() {
-    std::shared_ptr<Client> client = client_obj_.cast<PyClient&>().client();
+    std::shared_ptr<ObjectApi> client = client_obj_.cast<PyClient&>().client();
     if (ckpt_ != nullptr && client == client_) return ckpt_;
     if (getpid() != pid_) Leak();  // inherited over fork(): its client is the parent's
     std::unique_ptr<Checkpointer> opened = Unwrap(
@@ -66,7 +66,7 @@ class PyCheckpointer {
  private:
   void Leak() {
     new std::shared_ptr<Checkpointer>(std::move(ckpt_));
-    new std::shared_ptr<Client>(std::move(client_));
+    new std::shared_ptr<ObjectApi>(std::move(client_));
     ckpt_ = nullptr;
     client_ = nullptr;
   }
@@ -74,7 +74,7 @@ class PyCheckpointer {
   py::object client_obj_;
   const std::string run_;
   const CheckpointOptions options_;
-  std::shared_ptr<Client> client_;  // the connection ckpt_ was opened over
+  std::shared_ptr<ObjectApi> client_;  // the connection ckpt_ was opened over
   std::shared_ptr<Checkpointer> ckpt_;
   pid_t pid_ = getpid();  // the process that opened ckpt_
 };

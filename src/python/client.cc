@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/cluster_object_api.h"
 #include "python/arg_types.h"
 #include "python/buffers.h"
 #include "python/client_binding.h"
@@ -63,7 +64,7 @@ PutOptions ToPutOptions(py::handle content_type, py::handle metadata, py::handle
 py::bytes Get(PyClient& self, const std::string& bucket, const std::string& key, IntArg offset,
               OptionalIntArg length, OptionalStrArg if_match, OptionalStrArg if_none_match,
               OptionalIntArg if_version) {
-  std::shared_ptr<Client> client = self.client();
+  std::shared_ptr<ObjectApi> client = self.client();
   GetOptions options = ToGetOptions(offset, length, if_match, if_none_match, if_version);
   std::unique_ptr<ObjectReader> reader =
       Unwrap(WithoutGil([&] { return client->Open(bucket, key, options); }));
@@ -93,7 +94,7 @@ py::bytes Get(PyClient& self, const std::string& bucket, const std::string& key,
 size_t GetInto(PyClient& self, const std::string& bucket, const std::string& key,
                WritableBufferArg buffer, IntArg offset, OptionalIntArg length,
                OptionalStrArg if_match, OptionalStrArg if_none_match, OptionalIntArg if_version) {
-  std::shared_ptr<Client> client = self.client();
+  std::shared_ptr<ObjectApi> client = self.client();
   GetOptions options = ToGetOptions(offset, length, if_match, if_none_match, if_version);
   BufferView view(buffer, BufferView::Access::kWrite, "buffer");
   std::span<char> dst = view.writable();
@@ -104,7 +105,7 @@ ObjectInfo Put(PyClient& self, const std::string& bucket, const std::string& key
                OptionalStrArg content_type, OptionalStrMapArg metadata, OptionalStrMapArg headers,
                OptionalStrArg content_md5, OptionalStrArg if_match, OptionalStrArg if_none_match,
                OptionalIntArg if_version) {
-  std::shared_ptr<Client> client = self.client();
+  std::shared_ptr<ObjectApi> client = self.client();
   PutOptions options = ToPutOptions(content_type, metadata, headers, content_md5);
   options.conditions = ToConditions(if_match, if_none_match, if_version);
   BufferView view(data, BufferView::Access::kRead, "data");
@@ -137,7 +138,7 @@ void RegisterObjectMethods(py::class_<PyClient>& cls) {
       "head",
       [](PyClient& self, const std::string& bucket, const std::string& key, OptionalStrArg if_match,
          OptionalStrArg if_none_match, OptionalIntArg if_version) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         GetOptions options;
         options.conditions = ToConditions(if_match, if_none_match, if_version);
         return Unwrap(WithoutGil([&] { return client->Head(bucket, key, options); }));
@@ -148,7 +149,7 @@ void RegisterObjectMethods(py::class_<PyClient>& cls) {
   cls.def(
       "delete",
       [](PyClient& self, const std::string& bucket, const std::string& key, bool missing_ok) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         Status st = WithoutGil([&] { return client->Delete(bucket, key); });
         if (st.IsNotFound() && missing_ok) return;
         Check(st);
@@ -161,7 +162,7 @@ void RegisterObjectMethods(py::class_<PyClient>& cls) {
          const std::string& dst_bucket, const std::string& dst_key, OptionalStrArg content_type,
          OptionalStrMapArg metadata, OptionalStrMapArg headers, OptionalStrArg source_if_match,
          OptionalIntArg source_if_version) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         CopyOptions options;
         options.replace_metadata =
             !content_type.is_none() || !metadata.is_none() || !headers.is_none();
@@ -180,7 +181,7 @@ void RegisterObjectMethods(py::class_<PyClient>& cls) {
       "list",
       [](PyClient& self, const std::string& bucket, std::string prefix, std::string delimiter,
          std::string start_after, IntArg max_keys, std::string continuation_token) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         ListOptions options;
         options.prefix = std::move(prefix);
         options.delimiter = std::move(delimiter);
@@ -200,7 +201,7 @@ void RegisterBucketMethods(py::class_<PyClient>& cls) {
   cls.def(
       "create_bucket",
       [](PyClient& self, const std::string& bucket, int replicas) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         Check(WithoutGil([&] { return client->CreateBucket(bucket, BucketOptions{replicas}); }));
       },
       py::arg("bucket"), py::arg("replicas") = 0,
@@ -209,21 +210,21 @@ void RegisterBucketMethods(py::class_<PyClient>& cls) {
   cls.def(
       "delete_bucket",
       [](PyClient& self, const std::string& bucket) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         Check(WithoutGil([&] { return client->DeleteBucket(bucket); }));
       },
       py::arg("bucket"), "Deletes an empty bucket. BucketNotEmptyError unless it is empty.");
   cls.def(
       "head_bucket",
       [](PyClient& self, const std::string& bucket) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         return Unwrap(WithoutGil([&] { return client->HeadBucket(bucket); }));
       },
       py::arg("bucket"), "The bucket's BucketInfo. NoSuchBucketError if it does not exist.");
   cls.def(
       "list_buckets",
       [](PyClient& self) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         return Unwrap(WithoutGil([&] { return client->ListBuckets(); }));
       },
       "Every bucket, as a list of BucketInfo.");
@@ -231,22 +232,51 @@ void RegisterBucketMethods(py::class_<PyClient>& cls) {
 
 }  // namespace
 
+PyClient::PyClient(std::string address, Credentials credentials, Connector connect)
+    : address_(std::move(address)),
+      credentials_(std::move(credentials)),
+      connect_(std::move(connect)),
+      pid_(getpid()) {
+  client_ = Connect();
+}
+
 PyClient::PyClient(std::string address, py::object access_key, py::object secret_key,
                    const ClientOptions& options)
-    : address_(std::move(address)),
-      credentials_(CredentialsOrEnv(access_key, secret_key)),
-      options_(options),
+    : address_(std::move(address)), credentials_(CredentialsOrEnv(access_key, secret_key)),
       pid_(getpid()) {
   if (options.max_connections < 1) throw py::value_error("max_connections must be >= 1");
   if (options.chunk_bytes < 1) throw py::value_error("chunk_bytes must be >= 1");
   if (options.parallel_chunks < 1) throw py::value_error("parallel_chunks must be >= 1");
   if (options.timeout_ms < 0) throw py::value_error("timeout_ms must be >= 0 (0: no deadline)");
   if (options.retries < 0) throw py::value_error("retries must be >= 0");
+  connect_ = [address = address_, credentials = credentials_,
+              options]() -> Result<std::shared_ptr<ObjectApi>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(address, credentials, options));
+    return std::shared_ptr<ObjectApi>(std::move(client));
+  };
   client_ = Connect();
 }
 
-std::shared_ptr<Client> PyClient::Connect() {
-  return Unwrap(WithoutGil([&] { return Client::Connect(address_, credentials_, options_); }));
+std::unique_ptr<PyClient> PyClient::ForCluster(std::string etcd, py::object access_key,
+                                               py::object secret_key, int retry_ms) {
+  if (retry_ms < 0) throw py::value_error("retry_ms must be >= 0");
+  Credentials credentials = CredentialsOrEnv(access_key, secret_key);
+  Connector connect = [etcd, credentials, retry_ms]() -> Result<std::shared_ptr<ObjectApi>> {
+    gateway::ClusterObjectApiOptions options;
+    options.etcd = etcd;
+    options.access_key = credentials.access_key;
+    options.secret_key = credentials.secret_key;
+    options.retry_ms = retry_ms;
+    ASSIGN_OR_RETURN(std::unique_ptr<gateway::ClusterObjectApi> api,
+                     gateway::ClusterObjectApi::Open(std::move(options)));
+    return std::shared_ptr<ObjectApi>(std::move(api));
+  };
+  return std::unique_ptr<PyClient>(new PyClient(std::move(etcd), std::move(credentials),
+                                                std::move(connect)));
+}
+
+std::shared_ptr<ObjectApi> PyClient::Connect() {
+  return Unwrap(WithoutGil([&] { return connect_(); }));
 }
 
 PyClient::~PyClient() { DropInherited(); }
@@ -255,18 +285,18 @@ void PyClient::DropInherited() {
   if (getpid() == pid_) return;
   // Inherited over fork(): its threads are gone and its sockets belong to the parent, so it must
   // neither be used nor destroyed here. Deliberately leaked.
-  if (client_ != nullptr) new std::shared_ptr<Client>(std::move(client_));
+  if (client_ != nullptr) new std::shared_ptr<ObjectApi>(std::move(client_));
   client_ = nullptr;
   pid_ = getpid();
 }
 
-std::shared_ptr<Client> PyClient::client() {
+std::shared_ptr<ObjectApi> PyClient::client() {
   if (closed_) throw py::value_error("I/O on a closed granary.Client");
   DropInherited();
   if (client_ != nullptr) return client_;
   // In a forked child: connect (a failure is retried on the next call). Another thread may
   // close() meanwhile, as the GIL is released while connecting.
-  std::shared_ptr<Client> fresh = Connect();
+  std::shared_ptr<ObjectApi> fresh = Connect();
   if (closed_) throw py::value_error("I/O on a closed granary.Client");
   if (client_ == nullptr) client_ = std::move(fresh);
   return client_;
@@ -275,7 +305,7 @@ std::shared_ptr<Client> PyClient::client() {
 void PyClient::Close() {
   closed_ = true;
   DropInherited();
-  std::shared_ptr<Client> client = std::move(client_);
+  std::shared_ptr<ObjectApi> client = std::move(client_);
   client_ = nullptr;
   // The last reference closes the connections; do that without holding up other threads.
   WithoutGil([&] { client.reset(); });
@@ -298,9 +328,14 @@ Conditions ToConditions(py::handle if_match, py::handle if_none_match, py::handl
 
 void RegisterClient(py::module_& m) {
   py::class_<PyClient> cls(m, "Client", R"doc(
-A connection pool to one granary server's native port (--listen).
+A connection pool to one granary server's native port (--listen), or to a cluster.
 
     client = granary.Client("127.0.0.1:9100", access_key, secret_key)
+    client = granary.Client(etcd="http://10.0.0.1:2379", access_key=..., secret_key=...)
+
+A cluster's client reads the cluster map from etcd (comma-separated endpoints) and sends each
+call to the node heading its bucket's namespace partition, re-reading the map and retrying for
+up to retry_ms while the cluster replaces a node; the keys are the cluster's root credentials.
 
 access_key / secret_key default to $GRANARY_ACCESS_KEY / $GRANARY_SECRET_KEY. Options:
 max_connections (connections kept open, the most requests in flight), chunk_bytes and
@@ -326,7 +361,15 @@ subclasses carrying the server's code and message.)doc");
           py::arg("secret_key") = py::none(), py::kw_only(), py::arg("max_connections") = 16,
           py::arg("chunk_bytes") = 4 << 20, py::arg("parallel_chunks") = 8,
           py::arg("timeout_ms") = 60000, py::arg("retries") = 3);
-  cls.def_property_readonly("address", &PyClient::address, "The server's 'host:port'.");
+  cls.def(py::init([](std::string etcd, OptionalStrArg access_key, OptionalStrArg secret_key,
+                      int retry_ms) {
+            return PyClient::ForCluster(std::move(etcd), std::move(access_key),
+                                        std::move(secret_key), retry_ms);
+          }),
+          py::kw_only(), py::arg("etcd"), py::arg("access_key") = py::none(),
+          py::arg("secret_key") = py::none(), py::arg("retry_ms") = 30000);
+  cls.def_property_readonly("address", &PyClient::address,
+                            "The server's 'host:port', or a cluster's etcd endpoints.");
   cls.def_property_readonly("closed", &PyClient::closed);
   cls.def("close", &PyClient::Close,
           "Closes the connections. Calls in flight on other threads finish first; later calls "

@@ -34,7 +34,7 @@ std::string Position(const char* what, size_t i) { return what + std::to_string(
 
 py::list PutMany(PyClient& self, const std::string& bucket, PutItemsArg items,
                  OptionalStrArg content_type, bool return_exceptions) {
-  std::shared_ptr<Client> client = self.client();
+  std::shared_ptr<ObjectApi> client = self.client();
   std::string type = ToOptionalString(content_type, "content_type");
   if (PyUnicode_Check(items.ptr()) || PyBytes_Check(items.ptr())) {
     throw py::type_error("items must be a dict {key: data} or an iterable of (key, data) pairs");
@@ -89,7 +89,7 @@ py::list PutMany(PyClient& self, const std::string& bucket, PutItemsArg items,
 
 py::list GetMany(PyClient& self, const std::string& bucket, KeysArg keys_obj,
                  bool return_exceptions) {
-  std::shared_ptr<Client> client = self.client();
+  std::shared_ptr<ObjectApi> client = self.client();
   std::vector<std::string> keys = ToKeys(keys_obj);
   if (keys.empty()) return py::list();
   std::vector<Result<std::string>> results =
@@ -115,7 +115,7 @@ py::list GetMany(PyClient& self, const std::string& bucket, KeysArg keys_obj,
 
 py::list GetManyInto(PyClient& self, const std::string& bucket, KeysArg keys_obj,
                      WritableBuffersArg buffers_obj, bool return_exceptions) {
-  std::shared_ptr<Client> client = self.client();
+  std::shared_ptr<ObjectApi> client = self.client();
   std::vector<std::string> keys = ToKeys(keys_obj);
   std::vector<BufferView> views;
   std::vector<std::span<char>> spans;
@@ -129,8 +129,14 @@ py::list GetManyInto(PyClient& self, const std::string& bucket, KeysArg keys_obj
                           std::to_string(views.size()) + " buffers");
   }
   if (keys.empty()) return py::list();
-  std::vector<Result<size_t>> results =
-      WithoutGil([&] { return client->GetManyInto(bucket, keys, spans); });
+  std::vector<Result<size_t>> results = WithoutGil([&] {
+    if (auto* server = dynamic_cast<Client*>(client.get())) {
+      return server->GetManyInto(bucket, keys, spans);  // one round trip
+    }
+    std::vector<Result<size_t>> each;  // a cluster: each key from its bucket's head
+    for (size_t i = 0; i < keys.size(); ++i) each.push_back(client->GetInto(bucket, keys[i], spans[i]));
+    return each;
+  });
   if (results.size() != keys.size()) {
     ThrowStatus(Status::Internal("get_many_into: wrong number of results from the client"));
   }
@@ -150,7 +156,7 @@ py::list GetManyInto(PyClient& self, const std::string& bucket, KeysArg keys_obj
 
 py::list DeleteMany(PyClient& self, const std::string& bucket, KeysArg keys_obj,
                     bool return_exceptions) {
-  std::shared_ptr<Client> client = self.client();
+  std::shared_ptr<ObjectApi> client = self.client();
   std::vector<std::string> keys = ToKeys(keys_obj);
   if (keys.empty()) return py::list();
   std::vector<Status> results = WithoutGil([&] { return client->DeleteMany(bucket, keys); });
@@ -226,7 +232,7 @@ void RegisterMultipartMethods(py::class_<PyClient>& cls) {
       "create_multipart_upload",
       [](PyClient& self, const std::string& bucket, const std::string& key,
          OptionalStrArg content_type, OptionalStrMapArg metadata, OptionalStrMapArg headers) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         PutOptions options;
         options.content_type = ToOptionalString(content_type, "content_type");
         options.user_metadata = ToStringMap(metadata, "metadata");
@@ -242,7 +248,7 @@ void RegisterMultipartMethods(py::class_<PyClient>& cls) {
       [](PyClient& self, const std::string& bucket, const std::string& key,
          const std::string& upload_id, IntArg part_number, BufferArg data,
          OptionalStrArg content_md5) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         int number = static_cast<int>(ToUnsigned(part_number, "part_number", kMaxPartNumber));
         if (number < 1) throw py::value_error("part_number must be between 1 and 10000");
         std::string md5 = ToOptionalString(content_md5, "content_md5");
@@ -272,7 +278,7 @@ void RegisterMultipartMethods(py::class_<PyClient>& cls) {
       [](PyClient& self, const std::string& bucket, const std::string& key,
          const std::string& upload_id, PartsArg parts_obj, OptionalStrArg if_match,
          OptionalStrArg if_none_match) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         std::vector<CompletedPart> parts = ToCompletedParts(parts_obj);
         Conditions conditions = ToConditions(if_match, if_none_match, py::none());
         return Unwrap(WithoutGil([&] {
@@ -287,7 +293,7 @@ void RegisterMultipartMethods(py::class_<PyClient>& cls) {
       "abort_multipart_upload",
       [](PyClient& self, const std::string& bucket, const std::string& key,
          const std::string& upload_id) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         Check(WithoutGil([&] { return client->AbortMultipartUpload(bucket, key, upload_id); }));
       },
       py::arg("bucket"), py::arg("key"), py::arg("upload_id"),
@@ -296,7 +302,7 @@ void RegisterMultipartMethods(py::class_<PyClient>& cls) {
       "list_parts",
       [](PyClient& self, const std::string& bucket, const std::string& key,
          const std::string& upload_id, IntArg marker, IntArg max_parts) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         int from = static_cast<int>(ToUnsigned(marker, "part_number_marker", kMaxPartNumber));
         int max = static_cast<int>(ToUnsigned(max_parts, "max_parts", INT32_MAX));
         return ToPython(Unwrap(
@@ -309,7 +315,7 @@ void RegisterMultipartMethods(py::class_<PyClient>& cls) {
       "list_multipart_uploads",
       [](PyClient& self, const std::string& bucket, std::string prefix, std::string delimiter,
          std::string key_marker, std::string upload_id_marker, IntArg max_uploads) {
-        std::shared_ptr<Client> client = self.client();
+        std::shared_ptr<ObjectApi> client = self.client();
         ListUploadsOptions options;
         options.prefix = std::move(prefix);
         options.delimiter = std::move(delimiter);

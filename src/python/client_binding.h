@@ -1,4 +1,6 @@
-// The Python class granary._granary.Client over granary::Client (include/granary/client.h).
+// The Python class granary._granary.Client over granary::Client (include/granary/client.h), or
+// over a cluster's namespace (gateway::ClusterObjectApi: every call goes straight to the node
+// heading its bucket's partition), made by granary.cluster.connect().
 //
 // Threads: Python threads may share one Client. Every call that talks to the server releases the
 // GIL for the whole exchange; the Python objects it reads from or writes into (data, buffers)
@@ -14,6 +16,7 @@
 #include <pybind11/pybind11.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -32,9 +35,13 @@ class PyClient {
   // (UnavailableError, UnauthenticatedError) when the connection fails.
   PyClient(std::string address, py::object access_key, py::object secret_key,
            const ClientOptions& options);
+  // A client of the cluster whose etcd endpoints are `etcd` (comma-separated); each call keeps
+  // retrying while the cluster replaces a node, for up to `retry_ms`.
+  static std::unique_ptr<PyClient> ForCluster(std::string etcd, py::object access_key,
+                                              py::object secret_key, int retry_ms);
 
   // The client, or ValueError("... is closed"); reconnects first in a forked child. Needs the GIL.
-  std::shared_ptr<Client> client();
+  std::shared_ptr<ObjectApi> client();
   ~PyClient();
   PyClient(const PyClient&) = delete;
   PyClient& operator=(const PyClient&) = delete;
@@ -45,15 +52,17 @@ class PyClient {
   const std::string& address() const { return address_; }
 
  private:
-  std::shared_ptr<Client> Connect();
+  using Connector = std::function<Result<std::shared_ptr<ObjectApi>>()>;
+  PyClient(std::string address, Credentials credentials, Connector connect);
+  std::shared_ptr<ObjectApi> Connect();
   // Leaks client_ if it was inherited from a parent process (see above); null afterwards.
   void DropInherited();
 
   std::string address_;
   Credentials credentials_;
-  ClientOptions options_;
-  pid_t pid_;                       // the process that connected client_
-  std::shared_ptr<Client> client_;  // null once closed, or in a child until it reconnects
+  Connector connect_;
+  pid_t pid_;                          // the process that connected client_
+  std::shared_ptr<ObjectApi> client_;  // null once closed, or in a child until it reconnects
   bool closed_ = false;
 };
 

@@ -286,3 +286,40 @@ def test_s3_bucket_replica_counts(cluster):
                  timeout=60)
     for key, value in values.items():
         assert s3.get_object(Bucket="two", Key=key)["Body"].read() == value, key
+
+
+def test_python_client_of_the_cluster_namespace(cluster):
+    """granary.Client(etcd=...) talks straight to the node heading each bucket's namespace
+    partition, with no gateway: buckets, objects inline, in one blob and in chunks, listings,
+    batches and multipart; and it goes on under the next head when that node is killed."""
+    import granary
+    from granary_cluster import ACCESS_KEY, SECRET_KEY
+    client = granary.Client(etcd=cluster.etcd, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    assert client.address == cluster.etcd
+    client.create_bucket("pyb", replicas=2)
+    assert client.head_bucket("pyb").replicas == 2
+    assert "pyb" in {b.name for b in client.list_buckets()}
+    values = {f"d/{i}": value_of(f"py/{i}", size) for i, size in enumerate([100, 20000, 9 << 20])}
+    for key, value in values.items():
+        client.put("pyb", key, value)
+    client.put_many("pyb", {f"many/{i}": value_of(f"many/{i}") for i in range(20)})
+    assert [o.key for o in client.list_all("pyb", prefix="d/")] == sorted(values)
+    assert len(client.list("pyb", prefix="many/").objects) == 20
+    buffer = bytearray(20000)
+    assert client.get_many_into("pyb", ["d/1"], [buffer]) == [20000]
+    assert bytes(buffer) == values["d/1"]
+    upload = client.create_multipart_upload("pyb", "parts")
+    part = client.upload_part("pyb", "parts", upload, 1, values["d/2"])
+    client.complete_multipart_upload("pyb", "parts", upload, [(1, part.etag)])
+    with pytest.raises(granary.NotFoundError):
+        client.get("pyb", "missing")
+
+    head = cluster.locate("pyb")[0]
+    cluster.kill_node(cluster.host_of(head))
+    for key, value in values.items():
+        assert client.get("pyb", key) == value, key  # retried until the next head serves
+    assert client.get("pyb", "parts") == values["d/2"]
+    client.put("pyb", "after", b"x" * 5000)
+    assert client.get("pyb", "after") == b"x" * 5000
+    assert client.delete_many("pyb", [f"many/{i}" for i in range(20)]) == [True] * 20
+    cluster.wait_healthy(up=5)
