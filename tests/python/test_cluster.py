@@ -322,4 +322,14 @@ def test_python_client_of_the_cluster_namespace(cluster):
     client.put("pyb", "after", b"x" * 5000)
     assert client.get("pyb", "after") == b"x" * 5000
     assert client.delete_many("pyb", [f"many/{i}" for i in range(20)]) == [True] * 20
+
+    # Training checkpoints over the cluster: saved and loaded through the same client.
+    torch = pytest.importorskip("torch")
+    from granary.torch import Checkpointer
+    torch.manual_seed(0)
+    state = {"w": torch.randn(256, 128), "step": 7, "nested": [torch.arange(10)]}
+    Checkpointer(client, "pyb/run", chunk_bytes=16 << 10).save(7, state).wait()
+    loaded = Checkpointer(client, "pyb/run").load()
+    assert torch.equal(loaded["w"], state["w"]) and loaded["step"] == 7
+    assert torch.equal(loaded["nested"][0], state["nested"][0])
     cluster.wait_healthy(up=5)
