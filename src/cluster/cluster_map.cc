@@ -10,7 +10,9 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int kFormatVersion = 1;
+// Format 2 adds chain sets; a map with one set is still written as format 1, which builds
+// that read only format 1 read correctly (they would place keys over every chain otherwise).
+constexpr int kFormatVersion = 2;
 
 Result<NodeState> ParseState(std::string_view name) {
   for (NodeState state : {NodeState::kUp, NodeState::kDown, NodeState::kDraining}) {
@@ -125,6 +127,16 @@ const Chain* ClusterMap::ChainOf(std::string_view key) const {
   return &chains[set->first + ChainIndex(key, set->count)];
 }
 
+std::span<const Chain> ClusterMap::Partitions() const {
+  const ChainSet set = *SetOf(0);
+  return std::span<const Chain>(chains).subspan(set.first, set.count);
+}
+
+bool ClusterMap::IsPartition(uint32_t chain) const {
+  const ChainSet set = *SetOf(0);
+  return chain >= set.first && chain - set.first < set.count;
+}
+
 const Chain& ClusterMap::PartitionOf(std::string_view bucket) const {
   std::string key = "meta/";
   key += bucket;
@@ -154,7 +166,7 @@ std::vector<int> ClusterMap::Loads() const {
 }
 
 std::string ClusterMap::ToJson() const {
-  json out = {{"format", kFormatVersion}, {"epoch", epoch}, {"replicas", replicas},
+  json out = {{"format", sets.size() > 1 ? kFormatVersion : 1}, {"epoch", epoch}, {"replicas", replicas},
               {"nodes", json::array()}, {"chains", json::array()}, {"sets", json::array()}};
   for (const NodeInfo& n : nodes) out["nodes"].push_back(NodeJson(n));
   for (const ChainSet& s : sets) {
@@ -179,7 +191,7 @@ Result<ClusterMap> ClusterMap::FromJson(std::string_view text) {
     return Status::Corruption("cluster map is not a JSON object");
   }
   try {
-    if (in.at("format").get<int>() != kFormatVersion) {
+    if (in.at("format").get<int>() > kFormatVersion) {
       return Status::NotSupported("cluster map format " + in.at("format").dump() +
                                   " is newer than this build reads: upgrade granary");
     }
@@ -197,6 +209,10 @@ Result<ClusterMap> ClusterMap::FromJson(std::string_view text) {
       chain.id = c.at("id").get<uint32_t>();
       chain.version = c.at("version").get<uint64_t>();
       chain.replicas = c.value("replicas", map.replicas);
+      if (chain.replicas < 1 || chain.replicas > kMaxChainReplicas) {
+        return Status::Corruption("cluster map's chain " + std::to_string(chain.id) + " has " +
+                                  std::to_string(chain.replicas) + " replicas");
+      }
       chain.members = c.at("members").get<std::vector<std::string>>();
       chain.syncing = c.at("syncing").get<std::vector<std::string>>();
       chain.syncing_since = c.at("syncing_since").get<std::vector<uint64_t>>();
@@ -213,9 +229,14 @@ Result<ClusterMap> ClusterMap::FromJson(std::string_view text) {
     for (const json& s : in.value("sets", json::array())) {
       ChainSet set{s.at("replicas").get<int>(), s.at("first").get<uint32_t>(),
                    s.at("count").get<uint32_t>()};
-      if (set.first + uint64_t{set.count} > map.chains.size() || set.count == 0) {
+      const uint32_t expected_first =
+          map.sets.empty() ? 0 : map.sets.back().first + map.sets.back().count;
+      if (set.first != expected_first || set.first + uint64_t{set.count} > map.chains.size() ||
+          set.count == 0 ||
+          std::any_of(map.sets.begin(), map.sets.end(),
+                      [&](const ChainSet& s) { return s.replicas == set.replicas; })) {
         return Status::Corruption("cluster map's set of " + std::to_string(set.replicas) +
-                                  " replicas names chains it does not have");
+                                  " replicas does not follow the sets before it");
       }
       map.sets.push_back(set);
     }

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,9 @@ struct ClusterMap {
   // The set of `replicas` chains (0: the default set); nullopt if there is none. A map without
   // sets (one built by hand) has every chain in its default set.
   std::optional<ChainSet> SetOf(int replicas) const;
+  // The chains of the default set: those holding namespace partitions.
+  std::span<const Chain> Partitions() const;
+  bool IsPartition(uint32_t chain) const;
   const NodeInfo* FindNode(std::string_view id) const;
   NodeInfo* FindNode(std::string_view id);
   // How many chains (serving or syncing) each node is in, for nodes of the map, by index.

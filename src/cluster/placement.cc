@@ -253,6 +253,9 @@ ClusterMap BuildMap(std::vector<NodeInfo> nodes, int replicas, uint32_t chain_co
 }
 
 void AddChainSet(ClusterMap& map, int replicas, uint32_t chain_count) {
+  if (map.sets.empty() && !map.chains.empty()) {
+    map.sets.push_back(*map.SetOf(0));  // a map built by hand: its chains are the default set
+  }
   std::map<std::string, int> loads = ProjectedLoads(map);
   map.sets.push_back({replicas, static_cast<uint32_t>(map.chains.size()), chain_count});
   for (uint32_t i = 0; i < chain_count; ++i) {

@@ -100,7 +100,7 @@ Result<std::vector<BucketInfo>> ClusterObjectApi::ListBuckets() {
     std::vector<BucketInfo> all;
     std::set<std::string> asked;
     // A node lists the buckets of the partitions it heads: ask each head once.
-    for (const cluster::Chain& chain : map.chains) {
+    for (const cluster::Chain& chain : map.Partitions()) {
       ASSIGN_OR_RETURN(const cluster::NodeInfo* head, cluster::LiveHead(map, chain));
       if (!asked.insert(head->address).second) continue;
       ASSIGN_OR_RETURN(NodeClient node, router_->clients().Of(map, *head));

@@ -174,7 +174,6 @@ Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches, bo
     entry.data = group.Data();
   }
   std::lock_guard<std::mutex> lock(apply_mu_);
-  RETURN_IF_ERROR(broken_);
   if (poisoned_ && !barrier) {
     return Status::Unavailable("an earlier entry of this namespace partition did not reach every "
                                "member: the partition reopens");
@@ -182,14 +181,10 @@ Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches, bo
   ASSIGN_OR_RETURN(entry.term, options_.admit());
   entry.seq = applied_ + 1;
   entry.prev_term = applied_term_;
-  auto [local, sent] = ApplyAndPropagate(entry);
-  if (!local.ok()) {
-    broken_ = Status::Unavailable(
-        "this member failed to apply namespace entry " + std::to_string(entry.seq) +
-        ", which other members may hold (" + local.ToString() +
-        "): it writes no more; drain the node so that another heads the partition");
-    return broken_;
-  }
+  // The head makes an entry durable before anyone else sees it: should it restart under the
+  // same term (within its lease), it must never write another entry under this number.
+  RETURN_IF_ERROR(ApplyLocally(entry));
+  Status sent = Propagate(entry);
   if (!sent.ok()) {
     // Applied here, perhaps not everywhere: its writers must not act as if it failed (it may
     // commit yet), nor may a later entry build on it until a barrier settles it.
@@ -324,7 +319,10 @@ Result<uint64_t> ReplicatedDb::Apply(const LogEntry& entry) {
     return applied_;
   }
   // Both must succeed before the sender hears back, so the head acknowledges only entries
-  // every member has made durable.
+  // every member has made durable. A member may thus hold an entry its predecessor lacks (the
+  // predecessor failed while applying it): never acknowledged, and the head has it, so the
+  // predecessor is sent it again; should the predecessor head the chain instead, it writes under
+  // a new term, which the next members' term checks catch.
   auto [local, sent] = ApplyAndPropagate(entry);
   RETURN_IF_ERROR(local);
   RETURN_IF_ERROR(sent);

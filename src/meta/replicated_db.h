@@ -8,8 +8,9 @@
 //   commit), applies it here with one synced write, sends it to the next member and returns
 //   once every member has it. An ObjectStore opened over this database (ObjectStoreOptions::db)
 //   therefore acknowledges nothing the chain's tail lacks.
-// - Other members Apply() the entries they are sent, in number order, and send them on. A
-//   member that lacks earlier entries says so; its sender first sends those, from its log.
+// - Other members Apply() the entries they are sent, in number order, sending each on while
+//   applying it, and answer once both are done. A member that lacks earlier entries says so;
+//   its sender first sends those, from its log.
 // - Every member keeps its last `log_entries` entries, written in the same batch as the entry
 //   itself, and the number and term of the last one applied.
 //
@@ -164,10 +165,10 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   // Sends `entry` down the chain, first sending whatever the next member lacks.
   // REQUIRES: apply_mu_ held.
   Status Propagate(const LogEntry& entry);
-  // ApplyLocally and Propagate at once; returns both outcomes (local, sent). An entry is
-  // acknowledged, and read, only once both are done, so their order does not matter; at once,
-  // the chain takes about one synced write per entry instead of one per member in turn.
-  // REQUIRES: apply_mu_ held.
+  // ApplyLocally and Propagate at once, on a member other than the head; returns both outcomes
+  // (local, sent). The head acknowledges an entry only once every member has applied it, so a
+  // member's order does not matter to readers, and the members after the head take about one
+  // synced write per entry instead of one each in turn. REQUIRES: apply_mu_ held.
   std::pair<Status, Status> ApplyAndPropagate(const LogEntry& entry);
   // The entry `seq` from the log; kNotFound when trimmed. REQUIRES: apply_mu_ held.
   Result<LogEntry> ReadLog(uint64_t seq);
@@ -188,9 +189,6 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   uint64_t applied_ = 0;       // GUARDED_BY(apply_mu_)
   uint64_t applied_term_ = 0;  // GUARDED_BY(apply_mu_)
   bool poisoned_ = false;      // GUARDED_BY(apply_mu_)
-  // The head could not apply an entry it sent down the chain: the next members may hold an
-  // entry this one lacks, so it must never write another under that number.
-  Status broken_;              // GUARDED_BY(apply_mu_)
 
   // The thread that applies entries here while ApplyAndPropagate sends them on (started at the
   // first entry). One entry at a time: apply_mu_ orders them.

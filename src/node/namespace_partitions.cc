@@ -404,6 +404,10 @@ Result<std::shared_ptr<NamespacePartitions::Partition>> NamespacePartitions::Sou
     return Status(Code::kStaleMap, "node " + options_.node_id + " does not serve chain " +
                                        std::to_string(chain));
   }
+  if (!m->IsPartition(chain)) {
+    return Status::InvalidArgument("chain " + std::to_string(chain) +
+                                   " holds data alone, no namespace partition");
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<Partition> p, Get(chain));
   if (p->filling || p->diverged) {
     return Status::Unavailable("namespace partition " + std::to_string(chain) +
@@ -480,6 +484,7 @@ Status NamespacePartitions::Fill(uint32_t chain_id) {
   if (m == nullptr || chain_id >= m->chains.size()) {
     return Status::Unavailable("this node has no map with chain " + std::to_string(chain_id));
   }
+  if (!m->IsPartition(chain_id)) return Status::OK();  // a chain of data alone
   const Chain chain = m->chains[chain_id];
   ASSIGN_OR_RETURN(std::string source_address, FillSource(chain));
   rpc::ConnectionPool& source = peers_.Of(source_address);

@@ -16,6 +16,12 @@ Status NamespacePartitions::CreateBucket(std::string_view bucket, const BucketOp
                                    std::to_string(kMaxReplicas) + " (0: the cluster's default)");
   }
   ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  // An existing bucket asks for no chains (CreateBucket checks again under its lock).
+  Result<BucketInfo> existing = store->HeadBucket(bucket);
+  if (existing.ok()) {
+    return Status::AlreadyExists("bucket \"" + std::string(bucket) + "\" already exists");
+  }
+  if (existing.status().code() != Code::kNoSuchBucket) return existing.status();
   RETURN_IF_ERROR(AwaitSet(options.replicas));
   return store->CreateBucket(bucket, options);
 }
@@ -34,7 +40,7 @@ Result<std::vector<BucketInfo>> NamespacePartitions::ListBuckets() {
   auto m = map();
   if (m == nullptr) return Status::Unavailable("this node has no cluster map yet");
   std::vector<BucketInfo> all;
-  for (const cluster::Chain& chain : m->chains) {
+  for (const cluster::Chain& chain : m->Partitions()) {
     if (chain.members.empty() || chain.members.front() != options_.node_id) continue;
     // A partition never written holds no bucket (every member has every acknowledged entry).
     if (!std::filesystem::exists(options_.dir + "/" + std::to_string(chain.id) + "/db")) {

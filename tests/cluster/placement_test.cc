@@ -270,7 +270,30 @@ TEST(PlacementTest, SetsOfOtherReplicaCountsAreAddedOnDemandAndRepaired) {
   auto back = ClusterMap::FromJson(map.ToJson());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ASSERT_EQ(back->sets.size(), 3u);
+  // Builds that read only format 1 refuse a map with sets, rather than place keys over every
+  // chain; a map with the default set alone stays format 1.
+  EXPECT_NE(map.ToJson().find("\"format\":2"), std::string::npos);
+  EXPECT_NE(BuildMap(SixNodes(), 3, 4).ToJson().find("\"format\":1"), std::string::npos);
+  EXPECT_EQ(back->Partitions().size(), 16u);
+  EXPECT_TRUE(back->IsPartition(15));
+  EXPECT_FALSE(back->IsPartition(16));
   EXPECT_EQ(back->ChainOf(PlacedKeyPrefix(5) + "x")->id, map.ChainOf(PlacedKeyPrefix(5) + "x")->id);
+}
+
+TEST(PlacementTest, SetAddedToAMapBuiltByHandComesAfterItsDefaultSet) {
+  ClusterMap map = BuildMap(SixNodes(), 3, 4);
+  map.sets.clear();  // as a map built field by field has none
+  AddChainSet(map, 2, 4);
+  ASSERT_EQ(map.sets.size(), 2u);
+  EXPECT_EQ(map.SetOf(0)->count, 4u);
+  EXPECT_EQ(map.SetOf(2)->first, 4u);
+  EXPECT_EQ(map.PartitionOf("b").replicas, 3);
+  auto back = ClusterMap::FromJson(map.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  // A chain of no replicas is not a map.
+  std::string bad = map.ToJson();
+  bad.replace(bad.find("\"replicas\":2"), 12, "\"replicas\":0");
+  EXPECT_EQ(ClusterMap::FromJson(bad).status().code(), Code::kCorruption);
 }
 
 TEST(PlacementTest, SetIsNotAddedWithFewerNodesUpThanItsCount) {

@@ -498,6 +498,7 @@ TEST_F(ClusterNodeTest, BucketsKeepTheirOwnReplicaCounts) {
   EXPECT_EQ(wide.code(), Code::kInvalidArgument) << wide.ToString();
   EXPECT_NE(wide.message().find("needs 5 nodes"), std::string::npos) << wide.ToString();
   EXPECT_EQ(create("two", 2).code(), Code::kAlreadyExists);
+  EXPECT_EQ(create("one", 4).code(), Code::kAlreadyExists);  // and asks for no set of 4
   ASSERT_TRUE(AtHead("two", [&](Client& c) {
     auto info = c.HeadBucket("two");
     EXPECT_TRUE(info.ok() && info->replicas == 2);
@@ -506,6 +507,7 @@ TEST_F(ClusterNodeTest, BucketsKeepTheirOwnReplicaCounts) {
   // A set of 4 chains was added for each new count; the default set kept its chains.
   cluster::ClusterMap map = Map();
   ASSERT_EQ(map.chains.size(), 12u) << map.ToJson();
+  EXPECT_FALSE(map.SetOf(4).has_value());
   for (int replicas : {1, 2, 3}) {
     auto set = map.SetOf(replicas);
     ASSERT_TRUE(set.has_value()) << replicas;

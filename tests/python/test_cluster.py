@@ -277,6 +277,8 @@ def test_s3_bucket_replica_counts(cluster):
                  timeout=15)
     for key, value in values.items():
         assert s3.get_object(Bucket="two", Key=key)["Body"].read() == value, key
+    # Chains of one copy whose node is down hold no namespace: every bucket is still listed.
+    assert {"one", "two"} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
     # Buckets of one copy lose what the rack held until it returns: chains of one member keep
     # their dead member rather than forget the data.
     def whole_but_single_copies():
