@@ -12,6 +12,8 @@ namespace {
 // The last entry applied: 8-byte number, 8-byte term (docs/formats/meta.md).
 constexpr std::string_view kAppliedKey = "R";
 constexpr char kLogKind = 'L';
+// How many times this member has begun writing entries (8 bytes): part of its terms.
+constexpr std::string_view kIncarnationKey = "RI";
 
 std::string LogKey(uint64_t seq) {
   std::string key(1, kLogKind);
@@ -20,7 +22,8 @@ std::string LogKey(uint64_t seq) {
 }
 
 bool IsReplicationKey(const rocksdb::Slice& key) {
-  return (key.size() == 9 && key[0] == kLogKind) || key == rocksdb::Slice(kAppliedKey.data(), 1);
+  return (key.size() == 9 && key[0] == kLogKind) || key == rocksdb::Slice(kAppliedKey.data(), 1) ||
+         key == rocksdb::Slice(kIncarnationKey.data(), kIncarnationKey.size());
 }
 
 // Copies the operations of a batch into another (a group's entry).
@@ -174,17 +177,24 @@ Status ReplicatedDb::Commit(const std::vector<rocksdb::WriteBatch*>& batches, bo
     entry.data = group.Data();
   }
   std::lock_guard<std::mutex> lock(apply_mu_);
+  RETURN_IF_ERROR(broken_);
   if (poisoned_ && !barrier) {
     return Status::Unavailable("an earlier entry of this namespace partition did not reach every "
                                "member: the partition reopens");
   }
-  ASSIGN_OR_RETURN(entry.term, options_.admit());
+  ASSIGN_OR_RETURN(const uint64_t version, options_.admit());
+  ASSIGN_OR_RETURN(entry.term, TermAt(version));
   entry.seq = applied_ + 1;
   entry.prev_term = applied_term_;
-  // The head makes an entry durable before anyone else sees it: should it restart under the
-  // same term (within its lease), it must never write another entry under this number.
-  RETURN_IF_ERROR(ApplyLocally(entry));
-  Status sent = Propagate(entry);
+  auto [local, sent] = ApplyAndPropagate(entry);
+  if (!local.ok()) {
+    // The next members may hold this entry: no other may ever be written under its number and
+    // term, and this process's terms are all this one.
+    broken_ = Status::Unavailable(
+        "this member failed to apply namespace entry " + std::to_string(entry.seq) + " (" +
+        local.ToString() + "): it writes no more until its process restarts");
+    return broken_;
+  }
   if (!sent.ok()) {
     // Applied here, perhaps not everywhere: its writers must not act as if it failed (it may
     // commit yet), nor may a later entry build on it until a barrier settles it.
@@ -221,6 +231,23 @@ Status ReplicatedDb::ApplyLocally(const LogEntry& entry) {
   applied_ = entry.seq;
   applied_term_ = entry.term;
   return Status::OK();
+}
+
+Result<uint64_t> ReplicatedDb::TermAt(uint64_t version) {
+  if (incarnation_ == 0) {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(kIncarnationKey), &value);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading the member's incarnation");
+    const uint64_t last = s.ok() && value.size() == 8 ? GetBigEndian64(value) : 0;
+    std::string next;
+    PutBigEndian64(&next, last + 1);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    RETURN_IF_ERROR(
+        FromRocks(db_->Put(wo, std::string(kIncarnationKey), next), "counting incarnations"));
+    incarnation_ = last + 1;
+  }
+  return (version << kIncarnationBits) | (incarnation_ & ((uint64_t{1} << kIncarnationBits) - 1));
 }
 
 std::pair<Status, Status> ReplicatedDb::ApplyAndPropagate(const LogEntry& entry) {
@@ -320,9 +347,9 @@ Result<uint64_t> ReplicatedDb::Apply(const LogEntry& entry) {
   }
   // Both must succeed before the sender hears back, so the head acknowledges only entries
   // every member has made durable. A member may thus hold an entry its predecessor lacks (the
-  // predecessor failed while applying it): never acknowledged, and the head has it, so the
-  // predecessor is sent it again; should the predecessor head the chain instead, it writes under
-  // a new term, which the next members' term checks catch.
+  // predecessor failed while applying it): never acknowledged. Whatever next writes that number
+  // (the predecessor as head, or the head restarted) does so under another term, which the
+  // term checks catch.
   auto [local, sent] = ApplyAndPropagate(entry);
   RETURN_IF_ERROR(local);
   RETURN_IF_ERROR(sent);
@@ -375,9 +402,16 @@ Result<ReplicatedDb::CopyPage> ReplicatedDb::Scan(const std::string& after, size
 Status ReplicatedDb::Reset() {
   std::lock_guard<std::mutex> lock(apply_mu_);
   rocksdb::WriteBatch batch;
-  // Keys begin with a kind byte below 0xff.
+  // Keys begin with a kind byte below 0xff. The incarnation stays: terms are never reused.
   RETURN_IF_ERROR(FromRocks(batch.DeleteRange(std::string(), std::string(1, '\xff')),
                             "forgetting the namespace"));
+  std::string incarnation;
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), std::string(kIncarnationKey), &incarnation);
+  if (got.ok()) {
+    RETURN_IF_ERROR(FromRocks(batch.Put(kIncarnationKey, incarnation), "forgetting the namespace"));
+  } else if (!got.IsNotFound()) {
+    return FromRocks(got, "reading the member's incarnation");
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
   RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "forgetting the namespace"));

@@ -1,7 +1,8 @@
 // ReplicatedDb: one namespace partition's RocksDB, replicated down its chain
 // (docs/design/cluster.md, "The namespace").
 //
-// Every change is an entry of the partition's log, numbered 1, 2, 3... and tagged with its term,
+// Every change is an entry of the partition's log, numbered 1, 2, 3... and tagged with its term
+// (the head's chain version and how many times that member began writing: see TermAt),
 // the chain version under which the head wrote it:
 //
 // - At the head, Write() gathers the batches of concurrent writers into one entry (group
@@ -57,8 +58,8 @@ struct LogEntry {
 };
 
 struct ReplicatedDbOptions {
-  // Called before the head applies an entry: the term to write it under (this member heads the
-  // chain at that version and holds its lease), or why it may not write now.
+  // Called before the head applies an entry: the chain version it heads the chain at (and holds
+  // its lease), which its entries' terms carry, or why it may not write now.
   std::function<Result<uint64_t>()> admit;
   // Sends an entry to the next member (which sends it on) and waits for the whole chain. Returns
   // the next member's last applied entry: `entry.seq` or more once it has it, less when it lacks
@@ -159,16 +160,18 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   // Applies and sends one entry made of `batches` (the head). A barrier's entry is sent even
   // when the database is poisoned, and clears that. REQUIRES: apply_mu_ not held.
   Status Commit(const std::vector<rocksdb::WriteBatch*>& batches, bool barrier = false);
+  // The term of this member's entries under chain `version`. REQUIRES: apply_mu_ held.
+  Result<uint64_t> TermAt(uint64_t version);
   // Applies `entry` here: its batch, the applied marker and the log, in one synced write.
   // REQUIRES: apply_mu_ held.
   Status ApplyLocally(const LogEntry& entry);
   // Sends `entry` down the chain, first sending whatever the next member lacks.
   // REQUIRES: apply_mu_ held.
   Status Propagate(const LogEntry& entry);
-  // ApplyLocally and Propagate at once, on a member other than the head; returns both outcomes
-  // (local, sent). The head acknowledges an entry only once every member has applied it, so a
-  // member's order does not matter to readers, and the members after the head take about one
-  // synced write per entry instead of one each in turn. REQUIRES: apply_mu_ held.
+  // ApplyLocally and Propagate at once; returns both outcomes (local, sent). The head
+  // acknowledges an entry only once every member has applied it, so their order does not matter
+  // to readers, and the chain takes about one synced write per entry instead of one per member
+  // in turn. REQUIRES: apply_mu_ held.
   std::pair<Status, Status> ApplyAndPropagate(const LogEntry& entry);
   // The entry `seq` from the log; kNotFound when trimmed. REQUIRES: apply_mu_ held.
   Result<LogEntry> ReadLog(uint64_t seq);
@@ -189,6 +192,15 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   uint64_t applied_ = 0;       // GUARDED_BY(apply_mu_)
   uint64_t applied_term_ = 0;  // GUARDED_BY(apply_mu_)
   bool poisoned_ = false;      // GUARDED_BY(apply_mu_)
+  // The head could not apply an entry it sent on: the next members may hold an entry under a
+  // number and term this member lacks, so it writes nothing more in this process.
+  Status broken_;              // GUARDED_BY(apply_mu_)
+  // Starts of this member's writing, counted durably (the first Commit of each process adds
+  // one): a term is the chain version and the incarnation, so a head restarted under the same
+  // chain version (within its lease) never writes an entry under a term its members may hold
+  // with other contents. Terms are only ever compared for equality.
+  static constexpr int kIncarnationBits = 24;
+  uint64_t incarnation_ = 0;   // GUARDED_BY(apply_mu_); 0 until the first Commit
 
   // The thread that applies entries here while ApplyAndPropagate sends them on (started at the
   // first entry). One entry at a time: apply_mu_ orders them.

@@ -146,25 +146,46 @@ TEST_F(ReplicatedDbTest, MemberFarBehindIsCopiedThenPulls) {
 
 TEST_F(ReplicatedDbTest, DivergedMemberIsCaughtAndRefusesAnotherHeadsEntry) {
   ASSERT_TRUE(a_->Put(rocksdb::WriteOptions(), "Ok1", "one").ok());
-  // c applied entry 2 from a head of term 1 that b never passed on...
+  const uint64_t t1 = a_->Applied().second;  // chain version 1, a's first incarnation
+  EXPECT_EQ(t1 >> 24, 1u);
+  // c applied entry 2 from a head of term t1 that b never passed on...
   cut_ = true;
   (void)a_->Put(rocksdb::WriteOptions(), "Ok2", "lost");
   cut_ = false;
-  // ...and a new head (b, term 2) writes its own entry 2.
+  // ...and a new head (b, chain version 2) writes its own entry 2.
   term_ = 2;
+  const uint64_t t2 = (uint64_t{2} << 24) | 1;
   rocksdb::WriteBatch mine;
   ASSERT_TRUE(mine.Put("Ok2", "kept").ok());
-  LogEntry entry{2, 2, mine.Data(), /*prev_term=*/1};
+  LogEntry entry{2, t2, mine.Data(), /*prev_term=*/t1};
   auto refused = a_->Apply(entry);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Code::kPreconditionFailed) << refused.status().ToString();
   // Nor does it take the next entry of a chain it parted from at entry 2.
-  LogEntry next{3, 2, mine.Data(), /*prev_term=*/2};
+  LogEntry next{3, t2, mine.Data(), /*prev_term=*/t2};
   EXPECT_EQ(a_->Apply(next).status().code(), Code::kPreconditionFailed);
   // Pulling after its own entry 2 tells the diverged member to copy instead.
   ASSERT_TRUE(b_->Apply(entry).ok());
-  EXPECT_EQ(b_->Pull(2, 1, 1 << 20).status().code(), Code::kNotFound);
-  EXPECT_TRUE(b_->Pull(1, 1, 1 << 20).ok());
+  EXPECT_EQ(b_->Pull(2, t1, 1 << 20).status().code(), Code::kNotFound);
+  EXPECT_TRUE(b_->Pull(1, t1, 1 << 20).ok());
+}
+
+TEST_F(ReplicatedDbTest, HeadRestartedUnderTheSameChainVersionWritesUnderANewTerm) {
+  ASSERT_TRUE(a_->Put(rocksdb::WriteOptions(), "Ok1", "one").ok());
+  const uint64_t t1 = a_->Applied().second;
+  // The head sent entry 2 down the chain and died before applying it itself (it applies while
+  // sending): b and c have it, a does not.
+  rocksdb::WriteBatch sent;
+  ASSERT_TRUE(sent.Put("Ok2", "never acknowledged").ok());
+  ASSERT_TRUE(b_->Apply(LogEntry{2, t1, sent.Data(), t1}).ok());
+  // It restarts within its lease: same chain version, but a new incarnation, so the entry 2 it
+  // writes now is told apart from the one its members hold.
+  a_.reset();
+  a_ = Open("a", &b_);
+  const Status barrier = a_->Barrier();
+  EXPECT_EQ(barrier.code(), Code::kPreconditionFailed) << barrier.ToString();
+  EXPECT_NE(a_->Applied().second, t1);
+  EXPECT_EQ(a_->Applied().second >> 24, 1u);
 }
 
 }  // namespace
