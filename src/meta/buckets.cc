@@ -1,0 +1,112 @@
+// Buckets: their records, and the replica count their blobs' names carry.
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/names.h"
+#include "meta/keys.h"
+#include "meta/object_store.h"
+#include "meta/rocks.h"
+#include "proto/meta.pb.h"
+
+namespace granary::meta {
+
+Status ObjectStore::CheckBucket(std::string_view bucket) {
+  return BucketReplicas(bucket).status();
+}
+
+Result<uint32_t> ObjectStore::BucketReplicas(std::string_view bucket) {
+  RETURN_IF_ERROR(ValidateBucketName(bucket));
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
+  if (s.IsNotFound()) {
+    return Status::NoSuchBucket("bucket \"" + std::string(bucket) + "\" does not exist");
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading bucket"));
+  proto::BucketRecord record;
+  if (!record.ParseFromString(value)) return Status::Corruption("bucket record does not parse");
+  if (record.replicas() >= blob_prefixes_.size()) {
+    return Status::Corruption("bucket \"" + std::string(bucket) + "\" has " +
+                              std::to_string(record.replicas()) + " replicas");
+  }
+  return record.replicas();
+}
+
+std::string ObjectStore::BlobKeyOf(const proto::DataRun& run, uint64_t chunk) const {
+  const uint32_t r = run.replicas() < blob_prefixes_.size() ? run.replicas() : 0;
+  return BlobKey(blob_prefixes_[r], run.version(), static_cast<uint32_t>(chunk));
+}
+
+Status ObjectStore::CreateBucket(std::string_view bucket, const BucketOptions& options) {
+  RETURN_IF_ERROR(ValidateBucketName(bucket));
+  if (options.replicas < 0 || options.replicas > kMaxReplicas) {
+    return Status::InvalidArgument("a bucket's replica count must be 1 to " +
+                                   std::to_string(kMaxReplicas) + " (0: the default)");
+  }
+  if (!options_.blob_prefix && options.replicas > 1) {
+    return Status::InvalidArgument(
+        "this server keeps one copy of every object: a bucket of " +
+        std::to_string(options.replicas) + " replicas needs a cluster (granary node)");
+  }
+  MutexLock lock(&bucket_mu_);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
+  if (s.ok()) {
+    return Status::AlreadyExists("bucket \"" + std::string(bucket) + "\" already exists");
+  }
+  if (!s.IsNotFound()) return FromRocks(s, "reading bucket");
+  proto::BucketRecord record;
+  record.set_created_ns(NowNs());
+  record.set_replicas(static_cast<uint32_t>(options.replicas));
+  rocksdb::WriteBatch batch;
+  batch.Put(BucketKey(bucket), record.SerializeAsString());
+  return WriteSynced(&batch);
+}
+
+Status ObjectStore::DeleteBucket(std::string_view bucket) {
+  RETURN_IF_ERROR(CheckBucket(bucket));
+  MutexLock lock(&bucket_mu_);
+  for (const std::string& prefix : {ObjectPrefix(bucket), UploadPrefix(bucket)}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(prefix);
+    if (it->Valid() && it->key().starts_with(prefix)) {
+      return Status(Code::kBucketNotEmpty,
+                    "bucket \"" + std::string(bucket) + "\" is not empty: delete its objects" +
+                        (prefix[0] == 'U' ? " and abort its multipart uploads" : "") + " first");
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning bucket"));
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(BucketKey(bucket));
+  return WriteSynced(&batch);
+}
+
+Result<BucketInfo> ObjectStore::HeadBucket(std::string_view bucket) {
+  RETURN_IF_ERROR(ValidateBucketName(bucket));
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
+  if (s.IsNotFound()) {
+    return Status::NoSuchBucket("bucket \"" + std::string(bucket) + "\" does not exist");
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading bucket"));
+  proto::BucketRecord record;
+  if (!record.ParseFromString(value)) return Status::Corruption("bucket record does not parse");
+  return BucketInfo{std::string(bucket), record.created_ns(), static_cast<int>(record.replicas())};
+}
+
+Result<std::vector<BucketInfo>> ObjectStore::ListBuckets() {
+  std::vector<BucketInfo> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string prefix(1, kBucketKind);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    proto::BucketRecord record;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption("bucket record does not parse");
+    }
+    out.push_back({it->key().ToString().substr(1), record.created_ns(),
+                   static_cast<int>(record.replicas())});
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "listing buckets"));
+  return out;
+}
+
+}  // namespace granary::meta
