@@ -15,20 +15,12 @@ Status ObjectStore::CheckBucket(std::string_view bucket) {
 }
 
 Result<uint32_t> ObjectStore::BucketReplicas(std::string_view bucket) {
-  RETURN_IF_ERROR(ValidateBucketName(bucket));
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
-  if (s.IsNotFound()) {
-    return Status::NoSuchBucket("bucket \"" + std::string(bucket) + "\" does not exist");
-  }
-  RETURN_IF_ERROR(FromRocks(s, "reading bucket"));
-  proto::BucketRecord record;
-  if (!record.ParseFromString(value)) return Status::Corruption("bucket record does not parse");
-  if (record.replicas() >= blob_prefixes_.size()) {
+  ASSIGN_OR_RETURN(BucketInfo info, HeadBucket(bucket));
+  if (info.replicas < 0 || static_cast<size_t>(info.replicas) >= blob_prefixes_.size()) {
     return Status::Corruption("bucket \"" + std::string(bucket) + "\" has " +
-                              std::to_string(record.replicas()) + " replicas");
+                              std::to_string(info.replicas) + " replicas");
   }
-  return record.replicas();
+  return static_cast<uint32_t>(info.replicas);
 }
 
 std::string ObjectStore::BlobKeyOf(const proto::DataRun& run, uint64_t chunk) const {
