@@ -71,6 +71,13 @@ ReplicatedDb::ReplicatedDb(rocksdb::DB* base, ReplicatedDbOptions options)
     applied_ = GetBigEndian64(value);
     applied_term_ = GetBigEndian64(std::string_view(value).substr(8));
   }
+  // The oldest entry still in the log (none: everything applied is trimmed).
+  trimmed_below_ = applied_ + 1;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(LogKey(0));
+  if (it->Valid() && it->key().size() == 9 && it->key()[0] == kLogKind) {
+    trimmed_below_ = GetBigEndian64(std::string_view(it->key().data() + 1, 8));
+  }
 }
 
 ReplicatedDb::~ReplicatedDb() {
@@ -221,16 +228,34 @@ Status ReplicatedDb::ApplyLocally(const LogEntry& entry) {
   logged += entry.data;
   RETURN_IF_ERROR(FromRocks(batch.Put(kAppliedKey, marker), "logging an entry"));
   RETURN_IF_ERROR(FromRocks(batch.Put(LogKey(entry.seq), logged), "logging an entry"));
-  if (entry.seq > options_.log_entries) {
-    RETURN_IF_ERROR(
-        FromRocks(batch.Delete(LogKey(entry.seq - options_.log_entries)), "trimming the log"));
-  }
+  const uint64_t trimmed_below = TrimLog(entry.seq, &batch);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "applying a namespace entry"));
   applied_ = entry.seq;
   applied_term_ = entry.term;
+  trimmed_below_ = trimmed_below;
   return Status::OK();
+}
+
+uint64_t ReplicatedDb::TrimLog(uint64_t seq, rocksdb::WriteBatch* batch) {
+  // Keep [seq - log_entries + 1, seq], and whatever a copy in progress will pull.
+  uint64_t keep_from = seq > options_.log_entries ? seq - options_.log_entries + 1 : 1;
+  if (pin_floor_ != 0) {
+    if (std::chrono::steady_clock::now() < pin_until_) {
+      keep_from = std::min(keep_from, pin_floor_);
+    } else {
+      pin_floor_ = 0;  // the copy is over, or gave up
+    }
+  }
+  if (keep_from <= trimmed_below_) return trimmed_below_;
+  constexpr uint64_t kPointDeletes = 64;  // more than this (after a copy): one range tombstone
+  if (keep_from - trimmed_below_ <= kPointDeletes) {
+    for (uint64_t s = trimmed_below_; s < keep_from; ++s) batch->Delete(LogKey(s));
+  } else {
+    batch->DeleteRange(LogKey(trimmed_below_), LogKey(keep_from));
+  }
+  return keep_from;
 }
 
 Result<uint64_t> ReplicatedDb::TermAt(uint64_t version) {
@@ -359,6 +384,10 @@ Result<uint64_t> ReplicatedDb::Apply(const LogEntry& entry) {
 Result<std::vector<LogEntry>> ReplicatedDb::Pull(uint64_t after, uint64_t after_term,
                                                  size_t max_bytes) {
   std::lock_guard<std::mutex> lock(apply_mu_);
+  if (pin_floor_ != 0 && std::chrono::steady_clock::now() < pin_until_) {
+    // A copier pulling what its copy left: its entries stay while it pages through them.
+    pin_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.copy_pin_ms);
+  }
   const Status copy_instead = Status::NotFound("the entries after " + std::to_string(after) +
                                                " are not all in this member's log");
   if (after > applied_) return copy_instead;
@@ -386,6 +415,14 @@ Result<ReplicatedDb::CopyPage> ReplicatedDb::Scan(const std::string& after, size
     page.applied = applied_;
     page.applied_term = applied_term_;
     it.reset(db_->NewIterator(rocksdb::ReadOptions()));
+    // The copier pulls the entries after its first page's `applied` once done: keep them, and
+    // that one (a pull checks its term).
+    const bool pinned = pin_floor_ != 0 && std::chrono::steady_clock::now() < pin_until_;
+    const uint64_t floor = std::max<uint64_t>(applied_, 1);
+    if (after.empty()) pin_floor_ = pinned ? std::min(pin_floor_, floor) : floor;
+    if (pin_floor_ != 0) {
+      pin_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.copy_pin_ms);
+    }
   }
   size_t bytes = 0;
   for (it->Seek(after); it->Valid() && bytes < max_bytes; it->Next()) {
@@ -416,6 +453,7 @@ Status ReplicatedDb::Reset() {
   wo.sync = true;
   RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "forgetting the namespace"));
   applied_ = applied_term_ = 0;
+  trimmed_below_ = 1;
   std::lock_guard<std::mutex> snap(snapshot_mu_);
   acknowledged_.reset();
   return Status::OK();
@@ -437,7 +475,10 @@ Status ReplicatedDb::InstallCopy(const std::vector<std::pair<std::string, std::s
   rocksdb::WriteOptions wo;
   wo.sync = applied.has_value();
   RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "copying the namespace"));
-  if (applied) std::tie(applied_, applied_term_) = *applied;
+  if (applied) {
+    std::tie(applied_, applied_term_) = *applied;
+    trimmed_below_ = applied_ + 1;  // a copy brings no log
+  }
   return Status::OK();
 }
 

@@ -30,6 +30,7 @@
 
 #include <rocksdb/utilities/stackable_db.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -67,6 +68,9 @@ struct ReplicatedDbOptions {
   std::function<Result<uint64_t>(const LogEntry& entry)> send;
   // Entries kept for members that fall behind.
   uint64_t log_entries = 20'000;
+  // A copy (Scan from the start) keeps the entries after the point it copies from, so that the
+  // copying member can pull them when it is done, until this long after its last page or pull.
+  int copy_pin_ms = 60'000;
 };
 
 class ReplicatedDb final : public rocksdb::StackableDB {
@@ -103,7 +107,9 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   // diverged from this one: it must copy every key instead.
   Result<std::vector<LogEntry>> Pull(uint64_t after, uint64_t after_term, size_t max_bytes);
   // Source of a copy: keys after `after` (all from the start when empty), up to about
-  // `max_bytes`, and the last entry applied when they were read. The log itself is not copied.
+  // `max_bytes`, and the last entry applied when they were read. The log itself is not copied;
+  // a copy from the start keeps the entries after its first page's `applied` in the log (see
+  // copy_pin_ms), however many are written meanwhile.
   struct CopyPage {
     uint64_t applied = 0;
     uint64_t applied_term = 0;
@@ -160,6 +166,10 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   // Applies and sends one entry made of `batches` (the head). A barrier's entry is sent even
   // when the database is poisoned, and clears that. REQUIRES: apply_mu_ not held.
   Status Commit(const std::vector<rocksdb::WriteBatch*>& batches, bool barrier = false);
+  // Adds to `batch` the deletion of log entries older than the last log_entries before `seq`,
+  // sparing those a copy in progress needs; returns the new trimmed_below_ to set once the batch
+  // is written. REQUIRES: apply_mu_ held.
+  uint64_t TrimLog(uint64_t seq, rocksdb::WriteBatch* batch);
   // The term of this member's entries under chain `version`. REQUIRES: apply_mu_ held.
   Result<uint64_t> TermAt(uint64_t version);
   // Applies `entry` here: its batch, the applied marker and the log, in one synced write.
@@ -195,6 +205,11 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   // The head could not apply an entry it sent on: the next members may hold an entry under a
   // number and term this member lacks, so it writes nothing more in this process.
   Status broken_;              // GUARDED_BY(apply_mu_)
+  // Log entries below this number are gone.
+  uint64_t trimmed_below_ = 1;  // GUARDED_BY(apply_mu_)
+  // While a copy may still pull (until pin_until_), entries from pin_floor_ on stay.
+  uint64_t pin_floor_ = 0;                          // GUARDED_BY(apply_mu_)
+  std::chrono::steady_clock::time_point pin_until_;  // GUARDED_BY(apply_mu_)
   // Starts of this member's writing, counted durably (the first Commit of each process adds
   // one): a term is the chain version and the incarnation, so a head restarted under the same
   // chain version (within its lease) never writes an entry under a term its members may hold

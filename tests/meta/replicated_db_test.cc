@@ -29,13 +29,14 @@ class ReplicatedDbTest : public ::testing::Test {
 
   // A member whose next member is `*next` (none when null).
   std::unique_ptr<ReplicatedDb> Open(const std::string& name, std::unique_ptr<ReplicatedDb>* next,
-                                     uint64_t log_entries = 1000) {
+                                     uint64_t log_entries = 1000, int copy_pin_ms = 60'000) {
     rocksdb::DB* base = nullptr;
     rocksdb::Status s = rocksdb::DB::Open(NamespaceDbOptions(1 << 20), dir_.path() + "/" + name,
                                           &base);
     EXPECT_TRUE(s.ok()) << s.ToString();
     ReplicatedDbOptions o;
     o.log_entries = log_entries;
+    o.copy_pin_ms = copy_pin_ms;
     o.admit = [this]() -> Result<uint64_t> { return term_.load(); };
     o.send = [this, next](const LogEntry& entry) -> Result<uint64_t> {
       if (next == nullptr) return entry.seq;
@@ -186,6 +187,41 @@ TEST_F(ReplicatedDbTest, HeadRestartedUnderTheSameChainVersionWritesUnderANewTer
   EXPECT_EQ(barrier.code(), Code::kPreconditionFailed) << barrier.ToString();
   EXPECT_NE(a_->Applied().second, t1);
   EXPECT_EQ(a_->Applied().second >> 24, 1u);
+}
+
+TEST_F(ReplicatedDbTest, CopyKeepsTheEntriesItWillPullHoweverManyComeMeanwhile) {
+  // A source keeping 4 entries; a copy starts, 40 entries are written before it ends.
+  std::unique_ptr<ReplicatedDb> src = Open("src", nullptr, /*log_entries=*/4, /*copy_pin_ms=*/300);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(src->Put(rocksdb::WriteOptions(), "O" + std::to_string(i), "v").ok());
+  }
+  std::unique_ptr<ReplicatedDb> fresh = Open("fresh", nullptr);
+  auto first = src->Scan("", 1 << 20);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first->done);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(src->Put(rocksdb::WriteOptions(), "Onew" + std::to_string(i), "w").ok());
+  }
+  ASSERT_TRUE(fresh->InstallCopy(first->items, std::make_pair(first->applied, first->applied_term))
+                  .ok());
+  auto entries = src->Pull(first->applied, first->applied_term, 1 << 20);
+  ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+  EXPECT_EQ(entries->size(), 40u);
+  ASSERT_TRUE(fresh->ApplyPulled(*entries).ok());
+  EXPECT_EQ(Contents(*fresh), Contents(*src));
+  // Once the copier is gone, the log shrinks back to its 4 entries at the next write.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_TRUE(src->Put(rocksdb::WriteOptions(), "Olast", "x").ok());
+  EXPECT_EQ(src->Pull(first->applied, first->applied_term, 1 << 20).status().code(),
+            Code::kNotFound);
+  const uint64_t last = src->Applied().first;
+  auto kept = src->Pull(last - 3, first->applied_term, 1 << 20);  // after the oldest kept
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(kept->size(), 3u);
+  int logged = 0;
+  std::unique_ptr<rocksdb::Iterator> it(src->GetBaseDB()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("L"); it->Valid() && it->key().starts_with("L"); it->Next()) ++logged;
+  EXPECT_EQ(logged, 4);
 }
 
 }  // namespace
