@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "client/client_impl.h"
+#include "common/names.h"
 #include "rpc/object_convert.h"
 
 namespace granary {
@@ -102,10 +103,7 @@ Result<std::unique_ptr<Client>> Client::Connect(std::string_view address,
 }
 
 Status Client::CreateBucket(std::string_view bucket, const BucketOptions& options) {
-  if (options.replicas < 0 || options.replicas > kMaxReplicas) {
-    return Status::InvalidArgument("a bucket's replica count must be 1 to " +
-                                   std::to_string(kMaxReplicas) + " (0: the default)");
-  }
+  RETURN_IF_ERROR(ValidateBucketReplicas(options.replicas));
   proto::BucketRequest req;
   req.set_bucket(std::string(bucket));
   req.set_replicas(static_cast<uint32_t>(options.replicas));

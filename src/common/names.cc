@@ -106,4 +106,11 @@ Status ValidateObjectKey(std::string_view key) {
   return Status::OK();
 }
 
+Status ValidateBucketReplicas(int64_t replicas) {
+  if (replicas >= 0 && replicas <= kMaxReplicas) return Status::OK();
+  return Status::InvalidArgument("a bucket's replica count must be 1 to " +
+                                 std::to_string(kMaxReplicas) + " (0: the default), not " +
+                                 std::to_string(replicas));
+}
+
 }  // namespace granary

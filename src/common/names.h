@@ -2,6 +2,7 @@
 // Thread-safe: pure functions.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "common/status.h"
@@ -17,5 +18,9 @@ Status ValidateBucketName(std::string_view name);
 // and with no "." or ".." path segment (a key is also a path: "a/../b" would escape its
 // directory in the POSIX mount). InvalidArgument saying which rule was broken.
 Status ValidateObjectKey(std::string_view key);
+
+// A bucket's replica count (BucketOptions::replicas): 0 (the cluster's default) or 1 to
+// kMaxReplicas. InvalidArgument otherwise.
+Status ValidateBucketReplicas(int64_t replicas);
 
 }  // namespace granary

@@ -30,10 +30,7 @@ std::string ObjectStore::BlobKeyOf(const proto::DataRun& run, uint64_t chunk) co
 
 Status ObjectStore::CreateBucket(std::string_view bucket, const BucketOptions& options) {
   RETURN_IF_ERROR(ValidateBucketName(bucket));
-  if (options.replicas < 0 || options.replicas > kMaxReplicas) {
-    return Status::InvalidArgument("a bucket's replica count must be 1 to " +
-                                   std::to_string(kMaxReplicas) + " (0: the default)");
-  }
+  RETURN_IF_ERROR(ValidateBucketReplicas(options.replicas));
   if (!options_.blob_prefix && options.replicas > 1) {
     return Status::InvalidArgument(
         "this server keeps one copy of every object: a bucket of " +

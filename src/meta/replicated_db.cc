@@ -2,7 +2,6 @@
 
 #include <rocksdb/write_batch.h>
 
-
 #include "meta/keys.h"
 #include "meta/rocks.h"
 
@@ -241,13 +240,7 @@ Status ReplicatedDb::ApplyLocally(const LogEntry& entry) {
 uint64_t ReplicatedDb::TrimLog(uint64_t seq, rocksdb::WriteBatch* batch) {
   // Keep [seq - log_entries + 1, seq], and whatever a copy in progress will pull.
   uint64_t keep_from = seq > options_.log_entries ? seq - options_.log_entries + 1 : 1;
-  if (pin_floor_ != 0) {
-    if (std::chrono::steady_clock::now() < pin_until_) {
-      keep_from = std::min(keep_from, pin_floor_);
-    } else {
-      pin_floor_ = 0;  // the copy is over, or gave up
-    }
-  }
+  if (CopyPinned()) keep_from = std::min(keep_from, pin_floor_);
   if (keep_from <= trimmed_below_) return trimmed_below_;
   constexpr uint64_t kPointDeletes = 64;  // more than this (after a copy): one range tombstone
   if (keep_from - trimmed_below_ <= kPointDeletes) {
@@ -256,6 +249,17 @@ uint64_t ReplicatedDb::TrimLog(uint64_t seq, rocksdb::WriteBatch* batch) {
     batch->DeleteRange(LogKey(trimmed_below_), LogKey(keep_from));
   }
   return keep_from;
+}
+
+bool ReplicatedDb::CopyPinned() {
+  if (pin_floor_ != 0 && std::chrono::steady_clock::now() >= pin_until_) {
+    pin_floor_ = 0;  // the copy is over, or gave up
+  }
+  return pin_floor_ != 0;
+}
+
+void ReplicatedDb::ExtendCopyPin() {
+  pin_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.copy_pin_ms);
 }
 
 Result<uint64_t> ReplicatedDb::TermAt(uint64_t version) {
@@ -384,10 +388,8 @@ Result<uint64_t> ReplicatedDb::Apply(const LogEntry& entry) {
 Result<std::vector<LogEntry>> ReplicatedDb::Pull(uint64_t after, uint64_t after_term,
                                                  size_t max_bytes) {
   std::lock_guard<std::mutex> lock(apply_mu_);
-  if (pin_floor_ != 0 && std::chrono::steady_clock::now() < pin_until_) {
-    // A copier pulling what its copy left: its entries stay while it pages through them.
-    pin_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.copy_pin_ms);
-  }
+  // A copier pulling what its copy left: its entries stay while it pages through them.
+  if (CopyPinned()) ExtendCopyPin();
   const Status copy_instead = Status::NotFound("the entries after " + std::to_string(after) +
                                                " are not all in this member's log");
   if (after > applied_) return copy_instead;
@@ -417,12 +419,9 @@ Result<ReplicatedDb::CopyPage> ReplicatedDb::Scan(const std::string& after, size
     it.reset(db_->NewIterator(rocksdb::ReadOptions()));
     // The copier pulls the entries after its first page's `applied` once done: keep them, and
     // that one (a pull checks its term).
-    const bool pinned = pin_floor_ != 0 && std::chrono::steady_clock::now() < pin_until_;
     const uint64_t floor = std::max<uint64_t>(applied_, 1);
-    if (after.empty()) pin_floor_ = pinned ? std::min(pin_floor_, floor) : floor;
-    if (pin_floor_ != 0) {
-      pin_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.copy_pin_ms);
-    }
+    if (after.empty()) pin_floor_ = CopyPinned() ? std::min(pin_floor_, floor) : floor;
+    if (pin_floor_ != 0) ExtendCopyPin();
   }
   size_t bytes = 0;
   for (it->Seek(after); it->Valid() && bytes < max_bytes; it->Next()) {

@@ -2,12 +2,12 @@
 // (docs/design/cluster.md, "The namespace").
 //
 // Every change is an entry of the partition's log, numbered 1, 2, 3... and tagged with its term
-// (the head's chain version and how many times that member began writing: see TermAt),
-// the chain version under which the head wrote it:
+// (the chain version the head wrote it under, and how many times that member began writing:
+// see TermAt):
 //
 // - At the head, Write() gathers the batches of concurrent writers into one entry (group
-//   commit), applies it here with one synced write, sends it to the next member and returns
-//   once every member has it. An ObjectStore opened over this database (ObjectStoreOptions::db)
+//   commit), applies it here with one synced write while sending it to the next member, and
+//   returns once both are done and every member has it. An ObjectStore opened over this database (ObjectStoreOptions::db)
 //   therefore acknowledges nothing the chain's tail lacks.
 // - Other members Apply() the entries they are sent, in number order, sending each on while
 //   applying it, and answer once both are done. A member that lacks earlier entries says so;
@@ -170,6 +170,10 @@ class ReplicatedDb final : public rocksdb::StackableDB {
   // sparing those a copy in progress needs; returns the new trimmed_below_ to set once the batch
   // is written. REQUIRES: apply_mu_ held.
   uint64_t TrimLog(uint64_t seq, rocksdb::WriteBatch* batch);
+  // Whether a copy still pins the log from pin_floor_ (clearing a pin that ran out), and
+  // keeping it for another copy_pin_ms. REQUIRES: apply_mu_ held.
+  bool CopyPinned();
+  void ExtendCopyPin();
   // The term of this member's entries under chain `version`. REQUIRES: apply_mu_ held.
   Result<uint64_t> TermAt(uint64_t version);
   // Applies `entry` here: its batch, the applied marker and the log, in one synced write.

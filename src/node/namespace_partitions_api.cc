@@ -6,15 +6,16 @@
 #include <filesystem>
 
 #include "common/kept_alive.h"
+#include "common/names.h"
 #include "meta/object_store.h"
 
 namespace granary::node {
 
+// A bucket's count is its data's chain set.
+static_assert(kMaxReplicas == cluster::kMaxChainReplicas);
+
 Status NamespacePartitions::CreateBucket(std::string_view bucket, const BucketOptions& options) {
-  if (options.replicas < 0 || options.replicas > kMaxReplicas) {
-    return Status::InvalidArgument("a bucket's replica count must be 1 to " +
-                                   std::to_string(kMaxReplicas) + " (0: the cluster's default)");
-  }
+  RETURN_IF_ERROR(ValidateBucketReplicas(options.replicas));
   ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
   // An existing bucket asks for no chains (CreateBucket checks again under its lock).
   Result<BucketInfo> existing = store->HeadBucket(bucket);

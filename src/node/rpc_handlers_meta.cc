@@ -1,6 +1,8 @@
 // The native protocol's methods that carry no object bytes: buckets, HEAD, DELETE, COPY,
 // listings and the multipart bookkeeping.
 #include "node/rpc_handlers.h"
+
+#include "common/names.h"
 #include "proto/object.pb.h"
 #include "rpc/object_convert.h"
 
@@ -27,10 +29,8 @@ Status CreateBucket(ObjectApi& api, rpc::ServerCall& call) {
   proto::BucketRequest req;
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
-  if (req.replicas() > static_cast<uint32_t>(kMaxReplicas)) {
-    return AnswerEmpty(call, Status::InvalidArgument("a bucket's replica count must be 1 to " +
-                                                     std::to_string(kMaxReplicas)));
-  }
+  Status valid = ValidateBucketReplicas(req.replicas());
+  if (!valid.ok()) return AnswerEmpty(call, valid);
   BucketOptions options;
   options.replicas = static_cast<int>(req.replicas());
   return AnswerEmpty(call, api.CreateBucket(req.bucket(), options));
