@@ -144,6 +144,21 @@ const Chain& ClusterMap::PartitionOf(std::string_view bucket) const {
   return chains[set.first + ChainIndex(key, set.count)];
 }
 
+std::string_view TopDirectory(std::string_view key) {
+  const size_t slash = key.find('/');
+  return slash == std::string_view::npos ? std::string_view() : key.substr(0, slash + 1);
+}
+
+const Chain& ClusterMap::PartitionOf(std::string_view bucket, std::string_view key) const {
+  const std::string_view dir = TopDirectory(key);
+  if (dir.empty()) return PartitionOf(bucket);
+  // Bucket names hold no '/': "bucket/dir" names no bucket.
+  std::string name(bucket);
+  name += '/';
+  name += dir.substr(0, dir.size() - 1);
+  return PartitionOf(name);
+}
+
 const NodeInfo* ClusterMap::FindNode(std::string_view id) const {
   auto it = std::lower_bound(nodes.begin(), nodes.end(), id,
                              [](const NodeInfo& n, std::string_view v) { return n.id < v; });

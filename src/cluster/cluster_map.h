@@ -73,6 +73,10 @@ struct ChainSet {
   uint32_t count = 0;
 };
 
+// The top-level directory of an object key, with its '/': "a/" for "a/b/c"; empty for a key
+// without one.
+std::string_view TopDirectory(std::string_view key);
+
 struct ClusterMap {
   uint64_t epoch = 0;
   int replicas = 3;             // the default count; sets[0] has it
@@ -87,6 +91,11 @@ struct ClusterMap {
   // like blobs; the head serves the partition): always in the default set. REQUIRES: the map has
   // chains.
   const Chain& PartitionOf(std::string_view bucket) const;
+  // The partition holding the record of object `key` of `bucket`: a key under a top-level
+  // directory `d/` lives in the partition of "bucket/d", any other in the bucket's own
+  // (docs/design/cluster.md, "Directories"). A listing of a prefix that names a top-level
+  // directory reads that one partition.
+  const Chain& PartitionOf(std::string_view bucket, std::string_view key) const;
   // The set of `replicas` chains (0: the default set); nullopt if there is none. A map without
   // sets (one built by hand) has every chain in its default set.
   std::optional<ChainSet> SetOf(int replicas) const;

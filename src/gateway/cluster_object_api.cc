@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "cluster/by_partition.h"
 #include "gateway/routed_io.h"
 #include "gateway/router.h"
 
@@ -29,20 +30,27 @@ Status WholeBatchFailure(const std::vector<T>& results, bool (*retryable)(const 
 
 bool IsStaleMap(const Status& status) { return status.code() == Code::kStaleMap; }
 
-// A batch call at `bucket`'s head: `call(Client&)` returns one result per item. The batch is
-// sent again with a fresh map when the head refused it whole with a code `retryable` accepts.
-template <typename T, typename F>
-std::vector<T> Batch(Router& router, std::string_view bucket, size_t items,
+// A batch of `n` items of `bucket` (item i's key is `key_of(i)`), split by partition: each
+// partition's share goes to its head as `call(Client&, share)`, which returns one result per item
+// of the share. A share is sent again with a fresh map when the head refused it whole with a code
+// `retryable` accepts.
+template <typename T, typename KeyOf, typename F>
+std::vector<T> Batch(Router& router, std::string_view bucket, size_t n, KeyOf key_of,
                      bool (*retryable)(const Status&), F call) {
-  if (items == 0) return {};
-  Result<std::vector<T>> done =
-      router.OnHead(bucket, [&](const NodeClient& head) -> Result<std::vector<T>> {
-        std::vector<T> results = call(*head.client);
-        RETURN_IF_ERROR(WholeBatchFailure(results, retryable));
-        return results;
+  if (n == 0) return {};
+  // A key's partition is fixed for the life of the cluster; any map tells.
+  const std::shared_ptr<const ClusterMap> map = router.maps().Get();
+  return cluster::ByPartition<T>(
+      *map, bucket, n, key_of, [&](const cluster::Chain&, std::span<const size_t> share) {
+        Result<std::vector<T>> done = router.OnHead(
+            bucket, key_of(share[0]), [&](const NodeClient& head) -> Result<std::vector<T>> {
+              std::vector<T> results = call(*head.client, share);
+              RETURN_IF_ERROR(WholeBatchFailure(results, retryable));
+              return results;
+            });
+        if (done.ok()) return std::move(*done);
+        return std::vector<T>(share.size(), T(done.status()));
       });
-  if (done.ok()) return std::move(*done);
-  return std::vector<T>(items, T(done.status()));
 }
 
 // The destination's options of a copy of `source`: ObjectApi::Copy's metadata directive.
@@ -126,7 +134,7 @@ Result<std::unique_ptr<ObjectWriter>> ClusterObjectApi::BeginPut(std::string_vie
                                                                  std::string_view key,
                                                                  PutOptions options) {
   return RoutedWriter(
-      *router_, std::string(bucket),
+      *router_, std::string(bucket), std::string(key),
       [bucket = std::string(bucket), key = std::string(key),
        options = std::move(options)](Client& head) { return head.BeginPut(bucket, key, options); });
 }
@@ -134,7 +142,7 @@ Result<std::unique_ptr<ObjectWriter>> ClusterObjectApi::BeginPut(std::string_vie
 Result<std::unique_ptr<ObjectReader>> ClusterObjectApi::Open(std::string_view bucket,
                                                              std::string_view key,
                                                              const GetOptions& options) {
-  return router_->OnHead(bucket,
+  return router_->OnHead(bucket, key,
                          [&](const NodeClient& head) -> Result<std::unique_ptr<ObjectReader>> {
                            ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> reader,
                                             head.client->Open(bucket, key, options));
@@ -144,22 +152,23 @@ Result<std::unique_ptr<ObjectReader>> ClusterObjectApi::Open(std::string_view bu
 
 Result<ObjectInfo> ClusterObjectApi::Head(std::string_view bucket, std::string_view key,
                                           const GetOptions& options) {
-  return router_->OnHead(
-      bucket, [&](const NodeClient& head) { return head.client->Head(bucket, key, options); });
+  return router_->OnHead(bucket, key, [&](const NodeClient& head) {
+    return head.client->Head(bucket, key, options);
+  });
 }
 
 Status ClusterObjectApi::Delete(std::string_view bucket, std::string_view key) {
-  return router_->OnHead(bucket,
+  return router_->OnHead(bucket, key,
                          [&](const NodeClient& head) { return head.client->Delete(bucket, key); });
 }
 
 Result<ObjectInfo> ClusterObjectApi::Copy(std::string_view src_bucket, std::string_view src_key,
                                           std::string_view dst_bucket, std::string_view dst_key,
                                           const CopyOptions& options) {
-  // A bucket's partition is fixed for the life of the cluster; any map tells.
+  // A key's partition is fixed for the life of the cluster; any map tells.
   const std::shared_ptr<const ClusterMap> map = router_->maps().Get();
-  if (map->PartitionOf(src_bucket).id == map->PartitionOf(dst_bucket).id) {
-    return router_->OnHead(dst_bucket, [&](const NodeClient& head) {
+  if (map->PartitionOf(src_bucket, src_key).id == map->PartitionOf(dst_bucket, dst_key).id) {
+    return router_->OnHead(dst_bucket, dst_key, [&](const NodeClient& head) {
       return head.client->Copy(src_bucket, src_key, dst_bucket, dst_key, options);
     });
   }
@@ -173,8 +182,8 @@ Result<ObjectInfo> ClusterObjectApi::CopyAcross(std::string_view src_bucket,
                                                 const CopyOptions& options) {
   // The source is read again by each attempt, so the whole copy may be retried.
   return router_->WithRetries([&](const ClusterMap& map) -> Result<ObjectInfo> {
-    ASSIGN_OR_RETURN(NodeClient src, router_->HeadOf(map, src_bucket));
-    ASSIGN_OR_RETURN(NodeClient dst, router_->HeadOf(map, dst_bucket));
+    ASSIGN_OR_RETURN(NodeClient src, router_->HeadOf(map, src_bucket, src_key));
+    ASSIGN_OR_RETURN(NodeClient dst, router_->HeadOf(map, dst_bucket, dst_key));
     auto failed = [&](const NodeClient& node, Status status) {
       router_->clients().Forget(node, status);
       return status;
@@ -208,33 +217,48 @@ Result<ObjectInfo> ClusterObjectApi::CopyAcross(std::string_view src_bucket,
 }
 
 Result<ListResult> ClusterObjectApi::List(std::string_view bucket, const ListOptions& options) {
-  return router_->OnHead(
-      bucket, [&](const NodeClient& head) { return head.client->List(bucket, options); });
+  // A prefix under a top-level directory is listed by that directory's partition alone; any
+  // other by the bucket's own, which merges its shards' listings.
+  return router_->OnHead(bucket, options.prefix, [&](const NodeClient& head) {
+    return head.client->List(bucket, options);
+  });
 }
 
 std::vector<Result<ObjectInfo>> ClusterObjectApi::PutMany(std::string_view bucket,
                                                           std::span<const PutItem> items) {
-  // Only a batch refused whole as stale is sent again: nothing of it was stored.
-  return Batch<Result<ObjectInfo>>(*router_, bucket, items.size(), IsStaleMap,
-                                   [&](Client& head) { return head.PutMany(bucket, items); });
+  // Only a share refused whole as stale is sent again: nothing of it was stored.
+  return Batch<Result<ObjectInfo>>(
+      *router_, bucket, items.size(), [&](size_t i) { return std::string_view(items[i].key); },
+      IsStaleMap, [&](Client& head, std::span<const size_t> share) {
+        if (share.size() == items.size()) return head.PutMany(bucket, items);
+        return head.PutMany(bucket, cluster::Pick(items, share));
+      });
 }
 
 std::vector<Result<std::string>> ClusterObjectApi::GetMany(std::string_view bucket,
                                                            std::span<const std::string> keys) {
-  return Batch<Result<std::string>>(*router_, bucket, keys.size(), cluster::RetryableWithNewMap,
-                                    [&](Client& head) { return head.GetMany(bucket, keys); });
+  return Batch<Result<std::string>>(
+      *router_, bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
+      cluster::RetryableWithNewMap, [&](Client& head, std::span<const size_t> share) {
+        if (share.size() == keys.size()) return head.GetMany(bucket, keys);
+        return head.GetMany(bucket, cluster::Pick(keys, share));
+      });
 }
 
 std::vector<Status> ClusterObjectApi::DeleteMany(std::string_view bucket,
                                                  std::span<const std::string> keys) {
-  return Batch<Status>(*router_, bucket, keys.size(), cluster::RetryableWithNewMap,
-                       [&](Client& head) { return head.DeleteMany(bucket, keys); });
+  return Batch<Status>(
+      *router_, bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
+      cluster::RetryableWithNewMap, [&](Client& head, std::span<const size_t> share) {
+        if (share.size() == keys.size()) return head.DeleteMany(bucket, keys);
+        return head.DeleteMany(bucket, cluster::Pick(keys, share));
+      });
 }
 
 Result<std::string> ClusterObjectApi::CreateMultipartUpload(std::string_view bucket,
                                                             std::string_view key,
                                                             PutOptions options) {
-  return router_->OnHead(bucket, [&](const NodeClient& head) {
+  return router_->OnHead(bucket, key, [&](const NodeClient& head) {
     return head.client->CreateMultipartUpload(bucket, key, options);
   });
 }
@@ -243,7 +267,7 @@ Result<std::unique_ptr<ObjectWriter>> ClusterObjectApi::UploadPart(
     std::string_view bucket, std::string_view key, std::string_view upload_id, int part_number,
     std::string content_md5, uint64_t expected_size) {
   return RoutedWriter(
-      *router_, std::string(bucket),
+      *router_, std::string(bucket), std::string(key),
       [bucket = std::string(bucket), key = std::string(key), upload_id = std::string(upload_id),
        part_number, content_md5 = std::move(content_md5), expected_size](Client& head) {
         return head.UploadPart(bucket, key, upload_id, part_number, content_md5, expected_size);
@@ -255,14 +279,14 @@ Result<ObjectInfo> ClusterObjectApi::CompleteMultipartUpload(std::string_view bu
                                                              std::string_view upload_id,
                                                              std::span<const CompletedPart> parts,
                                                              const Conditions& conditions) {
-  return router_->OnHead(bucket, [&](const NodeClient& head) {
+  return router_->OnHead(bucket, key, [&](const NodeClient& head) {
     return head.client->CompleteMultipartUpload(bucket, key, upload_id, parts, conditions);
   });
 }
 
 Status ClusterObjectApi::AbortMultipartUpload(std::string_view bucket, std::string_view key,
                                               std::string_view upload_id) {
-  return router_->OnHead(bucket, [&](const NodeClient& head) {
+  return router_->OnHead(bucket, key, [&](const NodeClient& head) {
     return head.client->AbortMultipartUpload(bucket, key, upload_id);
   });
 }
@@ -270,14 +294,14 @@ Status ClusterObjectApi::AbortMultipartUpload(std::string_view bucket, std::stri
 Result<ListPartsResult> ClusterObjectApi::ListParts(std::string_view bucket, std::string_view key,
                                                     std::string_view upload_id,
                                                     int part_number_marker, int max_parts) {
-  return router_->OnHead(bucket, [&](const NodeClient& head) {
+  return router_->OnHead(bucket, key, [&](const NodeClient& head) {
     return head.client->ListParts(bucket, key, upload_id, part_number_marker, max_parts);
   });
 }
 
 Result<ListUploadsResult> ClusterObjectApi::ListMultipartUploads(
     std::string_view bucket, const ListUploadsOptions& options) {
-  return router_->OnHead(bucket, [&](const NodeClient& head) {
+  return router_->OnHead(bucket, options.prefix, [&](const NodeClient& head) {
     return head.client->ListMultipartUploads(bucket, options);
   });
 }

@@ -26,8 +26,11 @@ class HeldReader final : public ObjectReader {
 
 class Writer final : public ObjectWriter {
  public:
-  Writer(Router& router, std::string bucket, WriterOpener open)
-      : router_(router), bucket_(std::move(bucket)), open_(std::move(open)) {}
+  Writer(Router& router, std::string bucket, std::string key, WriterOpener open)
+      : router_(router),
+        bucket_(std::move(bucket)),
+        key_(std::move(key)),
+        open_(std::move(open)) {}
 
   Status Append(std::string_view data) override {
     if (!failed_.ok()) return failed_;
@@ -50,7 +53,7 @@ class Writer final : public ObjectWriter {
   // Opens the upload at the partition's head and appends its first bytes there, as one step
   // that may be sent again elsewhere.
   Status Start(std::string_view first) {
-    failed_ = router_.OnHead(bucket_, [&](const NodeClient& head) -> Status {
+    failed_ = router_.OnHead(bucket_, key_, [&](const NodeClient& head) -> Status {
       ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> writer, open_(*head.client));
       if (!first.empty()) RETURN_IF_ERROR(writer->Append(first));
       node_ = head;
@@ -62,6 +65,7 @@ class Writer final : public ObjectWriter {
 
   Router& router_;
   const std::string bucket_;
+  const std::string key_;
   const WriterOpener open_;
   Status failed_;    // why the upload could not be opened
   NodeClient node_;  // before writer_: destroyed after it
@@ -75,8 +79,9 @@ std::unique_ptr<ObjectReader> RoutedReader(Router& router, NodeClient node,
   return std::make_unique<HeldReader>(router, std::move(node), std::move(reader));
 }
 
-std::unique_ptr<ObjectWriter> RoutedWriter(Router& router, std::string bucket, WriterOpener open) {
-  return std::make_unique<Writer>(router, std::move(bucket), std::move(open));
+std::unique_ptr<ObjectWriter> RoutedWriter(Router& router, std::string bucket, std::string key,
+                                           WriterOpener open) {
+  return std::make_unique<Writer>(router, std::move(bucket), std::move(key), std::move(open));
 }
 
 }  // namespace granary::gateway

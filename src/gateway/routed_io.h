@@ -20,11 +20,12 @@ std::unique_ptr<ObjectReader> RoutedReader(Router& router, NodeClient node,
 // Opens an upload (BeginPut, UploadPart) on the client of the bucket's head.
 using WriterOpener = std::function<Result<std::unique_ptr<ObjectWriter>>(Client& head)>;
 
-// An upload to the head of `bucket`'s partition, opened by its first Append() (or by Commit()
+// An upload to the head of the partition holding `key` of `bucket`, opened by its first Append() (or by Commit()
 // when it is empty). Opening and that first Append() are retried together with fresh maps
 // (Router::OnHead): nothing of the upload was accepted before them. Later failures, Commit()'s
 // included, are returned as they are: the bytes appended cannot be sent again, and a client
 // retries the whole upload (S3 clients do on a 503).
-std::unique_ptr<ObjectWriter> RoutedWriter(Router& router, std::string bucket, WriterOpener open);
+std::unique_ptr<ObjectWriter> RoutedWriter(Router& router, std::string bucket, std::string key,
+                                           WriterOpener open);
 
 }  // namespace granary::gateway

@@ -4,8 +4,9 @@
 
 namespace granary::gateway {
 
-Result<NodeClient> Router::HeadOf(const cluster::ClusterMap& map, std::string_view bucket) {
-  const cluster::Chain& partition = map.PartitionOf(bucket);
+Result<NodeClient> Router::HeadOf(const cluster::ClusterMap& map, std::string_view bucket,
+                                  std::string_view key) {
+  const cluster::Chain& partition = map.PartitionOf(bucket, key);
   Result<const cluster::NodeInfo*> head = cluster::LiveHead(map, partition);
   if (!head.ok()) {
     return head.status().WithContext("the partition of bucket \"" + std::string(bucket) + "\"");

@@ -66,7 +66,53 @@ Status ObjectStore::DeleteBucket(std::string_view bucket) {
   }
   rocksdb::WriteBatch batch;
   batch.Delete(BucketKey(bucket));
+  ASSIGN_OR_RETURN(std::vector<uint32_t> shards, Shards(bucket));
+  for (uint32_t chain : shards) batch.Delete(ShardKey(bucket, chain));
   return WriteSynced(&batch);
+}
+
+Status ObjectStore::AdoptBucket(std::string_view bucket, const BucketInfo& info) {
+  RETURN_IF_ERROR(ValidateBucketName(bucket));
+  RETURN_IF_ERROR(ValidateBucketReplicas(info.replicas));
+  MutexLock lock(&bucket_mu_);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), BucketKey(bucket), &value);
+  if (s.ok()) return Status::OK();
+  if (!s.IsNotFound()) return FromRocks(s, "reading bucket");
+  proto::BucketRecord record;
+  record.set_created_ns(info.created_ns);
+  record.set_replicas(static_cast<uint32_t>(info.replicas));
+  record.set_shard(true);
+  rocksdb::WriteBatch batch;
+  batch.Put(BucketKey(bucket), record.SerializeAsString());
+  return WriteSynced(&batch);
+}
+
+Result<BucketInfo> ObjectStore::AddShard(std::string_view bucket, uint32_t chain) {
+  ReaderLock lock(&bucket_mu_);  // DeleteBucket removes the notes with the bucket
+  ASSIGN_OR_RETURN(BucketInfo info, HeadBucket(bucket));
+  const std::string key = ShardKey(bucket, chain);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.ok()) return info;
+  if (!s.IsNotFound()) return FromRocks(s, "reading a shard note");
+  rocksdb::WriteBatch batch;
+  batch.Put(key, "");
+  RETURN_IF_ERROR(WriteSynced(&batch));
+  return info;
+}
+
+Result<std::vector<uint32_t>> ObjectStore::Shards(std::string_view bucket) {
+  std::vector<uint32_t> out;
+  const std::string prefix = ShardPrefix(bucket);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (key.size() != prefix.size() + 4) return Status::Corruption("a shard note's key");
+    out.push_back(GetBigEndian32(std::string_view(key.data() + prefix.size(), 4)));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "listing shards"));
+  return out;
 }
 
 Result<BucketInfo> ObjectStore::HeadBucket(std::string_view bucket) {
@@ -91,6 +137,7 @@ Result<std::vector<BucketInfo>> ObjectStore::ListBuckets() {
     if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return Status::Corruption("bucket record does not parse");
     }
+    if (record.shard()) continue;
     out.push_back({it->key().ToString().substr(1), record.created_ns(),
                    static_cast<int>(record.replicas())});
   }

@@ -98,6 +98,18 @@ std::string UploadKey(std::string_view bucket, std::string_view key, std::string
   return k;
 }
 
+std::string ShardPrefix(std::string_view bucket) {
+  std::string k = Kind('D', bucket);
+  k.push_back('\0');
+  return k;
+}
+
+std::string ShardKey(std::string_view bucket, uint32_t chain) {
+  std::string k = ShardPrefix(bucket);
+  for (int shift = 24; shift >= 0; shift -= 8) k.push_back(static_cast<char>(chain >> shift));
+  return k;
+}
+
 std::string PartPrefix(std::string_view upload_id) {
   std::string k = Kind('P', upload_id);
   k.push_back('\0');

@@ -6,6 +6,7 @@
 //   O <bucket> 0 <key>                          ObjectRecord
 //   U <bucket> 0 <key> 0 <upload id>            UploadRecord
 //   P <upload id> 0 <part number, 4 bytes BE>   PartRecord
+//   D <bucket> 0 <chain, 4 bytes BE>            (empty) a partition holding a shard of the bucket
 //   G <sequence, 8 bytes BE>                    GarbageRecord
 //   I <version, 8 bytes BE>                     IntentRecord (in the intents database)
 //   V                                           the end of the last reserved block of versions
@@ -26,6 +27,8 @@ std::string ObjectKey(std::string_view bucket, std::string_view key);
 std::string ObjectPrefix(std::string_view bucket);  // O <bucket> 0
 std::string UploadKey(std::string_view bucket, std::string_view key, std::string_view upload_id);
 std::string UploadPrefix(std::string_view bucket);  // U <bucket> 0
+std::string ShardKey(std::string_view bucket, uint32_t chain);
+std::string ShardPrefix(std::string_view bucket);  // D <bucket> 0
 std::string PartKey(std::string_view upload_id, uint32_t part_number);
 std::string PartPrefix(std::string_view upload_id);
 std::string GarbageKey(uint64_t seq);

@@ -5,14 +5,13 @@
 #include <optional>
 
 #include "meta/keys.h"
+#include "meta/list_merge.h"
 #include "meta/object_store.h"
 #include "meta/records.h"
 #include "meta/rocks.h"
 
 namespace granary::meta {
 namespace {
-
-constexpr uint32_t kMaxListKeys = 1000;
 
 // The smallest key after `name` (keys never contain a 0 byte).
 std::string After(std::string_view name) {

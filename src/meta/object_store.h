@@ -148,6 +148,17 @@ class ObjectStore final : public ObjectApi {
   Result<ListUploadsResult> ListMultipartUploads(std::string_view bucket,
                                                  const ListUploadsOptions& options) override;
 
+  // Shards of a cluster's buckets (docs/design/cluster.md, "Directories"). A partition that
+  // holds records of a bucket whose own record lives in another partition keeps a shard record
+  // of it: `info` as the bucket's partition gave it. Idempotent. A shard is removed by
+  // DeleteBucket (once it holds no record) and is not listed by ListBuckets.
+  Status AdoptBucket(std::string_view bucket, const BucketInfo& info);
+  // In the bucket's own partition: notes (once) that partition `chain` holds a shard of it, and
+  // returns the bucket; kNoSuchBucket when it does not exist.
+  Result<BucketInfo> AddShard(std::string_view bucket, uint32_t chain);
+  // The partitions AddShard noted for the bucket, in order.
+  Result<std::vector<uint32_t>> Shards(std::string_view bucket);
+
   // Deletes, now, every garbage record no open reader can need. Returns how many blobs went.
   Result<uint64_t> ReclaimGarbage();
   ObjectStoreStats Stats();

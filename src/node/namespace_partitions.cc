@@ -266,7 +266,7 @@ void NamespacePartitions::Settle() {
 
 bool NamespacePartitions::Handles(uint32_t method) const {
   return method == proto::META_APPLY || method == proto::META_PULL ||
-         method == proto::META_COPY;
+         method == proto::META_COPY || method == proto::META_BUCKET;
 }
 
 Status NamespacePartitions::Handle(rpc::ServerCall& call) {
@@ -277,6 +277,8 @@ Status NamespacePartitions::Handle(rpc::ServerCall& call) {
       return PullCall(call);
     case proto::META_COPY:
       return CopyCall(call);
+    case proto::META_BUCKET:
+      return BucketCall(call);
     default:
       return call.Respond(Status::NotSupported("not a namespace method"));
   }

@@ -8,6 +8,10 @@
 //   single-node server holds. This class is that ObjectApi: a call for a bucket whose partition
 //   this node does not head is refused with kStaleMap (the gateway reads the map again).
 // - A new head first makes every member hold every entry it has (ReplicatedDb::Barrier).
+// - A key under a top-level directory `d/` lives in the partition of "bucket/d" (a shard of the
+//   bucket, holding a shard record of it); the bucket's own partition (its root) notes its
+//   shards, so that DeleteBucket and a listing of the whole bucket reach every one
+//   (namespace_directories.cc; docs/design/cluster.md, "Directories").
 // - Other members apply the entries sent down the chain (META_APPLY) and serve fills of new
 //   members (META_PULL, META_COPY).
 //
@@ -20,7 +24,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "cluster/cluster_map.h"
 #include "granary/object_api.h"
@@ -32,6 +38,11 @@ namespace granary::meta {
 class ObjectStore;
 class ReplicatedDb;
 }  // namespace granary::meta
+
+namespace granary::proto {
+class MetaBucketRequest;
+class MetaBucketResponse;
+}  // namespace granary::proto
 
 namespace granary::node {
 
@@ -129,8 +140,28 @@ class NamespacePartitions final : public ObjectApi {
   std::shared_ptr<const cluster::ClusterMap> map() const;
   // The partition of `chain`, its database open (created when new).
   Result<std::shared_ptr<Partition>> Get(uint32_t chain);
-  // The store serving `bucket`'s partition: kStaleMap if this node does not head it.
+  // The store serving `bucket`'s own partition: kStaleMap if this node does not head it.
   Result<std::shared_ptr<meta::ObjectStore>> StoreFor(std::string_view bucket);
+  // The store of the partition holding `key` of `bucket` (kStaleMap if this node does not head
+  // it). In a shard, the bucket's root is asked for the bucket the first time (kNoSuchBucket if
+  // it does not exist) and the shard record written.
+  Result<std::shared_ptr<meta::ObjectStore>> StoreFor(std::string_view bucket,
+                                                      std::string_view key);
+  Result<std::shared_ptr<meta::ObjectStore>> ShardStore(const cluster::ClusterMap& m,
+                                                        const cluster::Chain& chain,
+                                                        std::string_view bucket);
+  template <typename T, typename KeyOf, typename Run>
+  std::vector<T> PerPartition(std::string_view bucket, size_t n, KeyOf key_of, Run run);
+  // A META_BUCKET request, served here when this node heads `chain`, else sent to its head.
+  Result<proto::MetaBucketResponse> AskHead(const cluster::ClusterMap& m,
+                                            const cluster::Chain& chain,
+                                            const proto::MetaBucketRequest& request);
+  Result<proto::MetaBucketResponse> ServeBucket(const proto::MetaBucketRequest& request);
+  // `request` sent to the head of every shard `root` (the bucket's own partition) notes, at once.
+  Result<std::vector<proto::MetaBucketResponse>> AskShards(meta::ObjectStore& root,
+                                                           std::string_view bucket,
+                                                           const proto::MetaBucketRequest& request);
+  Status BucketCall(rpc::ServerCall& call);
   Result<std::shared_ptr<meta::ObjectStore>> StoreOf(const cluster::Chain& chain);
   // A bucket's data goes to the chains of its replica count. For a count the map has no chains
   // of, asks the manager for them and waits (kUnavailable if they do not come in time,
@@ -161,6 +192,11 @@ class NamespacePartitions final : public ObjectApi {
   std::map<uint32_t, std::shared_ptr<Partition>> partitions_;  // GUARDED_BY(mu_)
   std::shared_ptr<replication::BlobStore> blobs_;           // GUARDED_BY(mu_)
   bool closed_ = false;                                     // GUARDED_BY(mu_)
+
+  // Buckets whose root this node heads and is deleting: their shards are being closed, and no
+  // new one is admitted. Held across the admission of a shard.
+  std::mutex deleting_mu_;
+  std::set<std::string, std::less<>> deleting_;  // GUARDED_BY(deleting_mu_)
 };
 
 }  // namespace granary::node

@@ -5,11 +5,28 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "cluster/by_partition.h"
 #include "common/kept_alive.h"
 #include "common/names.h"
 #include "meta/object_store.h"
 
 namespace granary::node {
+
+// A batch split by the partition of each key; `run(store, share)` runs one partition's share.
+template <typename T, typename KeyOf, typename Run>
+std::vector<T> NamespacePartitions::PerPartition(std::string_view bucket, size_t n, KeyOf key_of,
+                                                 Run run) {
+  auto m = map();
+  if (m == nullptr || m->chains.empty()) {
+    return std::vector<T>(n, T(Status::Unavailable("this node has no cluster map yet")));
+  }
+  return cluster::ByPartition<T>(
+      *m, bucket, n, key_of, [&](const cluster::Chain&, std::span<const size_t> share) {
+        Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket, key_of(share[0]));
+        if (!store.ok()) return std::vector<T>(share.size(), T(store.status()));
+        return run(**store, share);
+      });
+}
 
 // A bucket's count is its data's chain set.
 static_assert(kMaxReplicas == cluster::kMaxChainReplicas);
@@ -25,11 +42,6 @@ Status NamespacePartitions::CreateBucket(std::string_view bucket, const BucketOp
   if (existing.status().code() != Code::kNoSuchBucket) return existing.status();
   RETURN_IF_ERROR(AwaitSet(options.replicas));
   return store->CreateBucket(bucket, options);
-}
-
-Status NamespacePartitions::DeleteBucket(std::string_view bucket) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
-  return store->DeleteBucket(bucket);
 }
 
 Result<BucketInfo> NamespacePartitions::HeadBucket(std::string_view bucket) {
@@ -59,7 +71,7 @@ Result<std::vector<BucketInfo>> NamespacePartitions::ListBuckets() {
 Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::BeginPut(std::string_view bucket,
                                                                     std::string_view key,
                                                                     PutOptions options) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   ASSIGN_OR_RETURN(auto writer, store->BeginPut(bucket, key, std::move(options)));
   return KeepingAlive(std::move(writer), std::move(store));
 }
@@ -67,19 +79,19 @@ Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::BeginPut(std::string_
 Result<std::unique_ptr<ObjectReader>> NamespacePartitions::Open(std::string_view bucket,
                                                                 std::string_view key,
                                                                 const GetOptions& options) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   ASSIGN_OR_RETURN(auto reader, store->Open(bucket, key, options));
   return KeepingAlive(std::move(reader), std::move(store));
 }
 
 Result<ObjectInfo> NamespacePartitions::Head(std::string_view bucket, std::string_view key,
                                              const GetOptions& options) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   return store->Head(bucket, key, options);
 }
 
 Status NamespacePartitions::Delete(std::string_view bucket, std::string_view key) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   return store->Delete(bucket, key);
 }
 
@@ -92,53 +104,58 @@ Result<ObjectInfo> NamespacePartitions::Copy(std::string_view src_bucket,
   if (m == nullptr || m->chains.empty()) {
     return Status::Unavailable("this node has no cluster map yet");
   }
-  if (m->PartitionOf(src_bucket).id != m->PartitionOf(dst_bucket).id) {
-    return Status::NotSupported("buckets " + std::string(src_bucket) + " and " +
-                                std::string(dst_bucket) +
+  if (m->PartitionOf(src_bucket, src_key).id != m->PartitionOf(dst_bucket, dst_key).id) {
+    return Status::NotSupported("objects " + std::string(src_bucket) + "/" + std::string(src_key) +
+                                " and " + std::string(dst_bucket) + "/" + std::string(dst_key) +
                                 " are in different namespace partitions: copy through a gateway");
   }
-  ASSIGN_OR_RETURN(auto store, StoreFor(dst_bucket));
+  // The source's bucket too must be known to the partition (a shard of it).
+  RETURN_IF_ERROR(StoreFor(src_bucket, src_key).status());
+  ASSIGN_OR_RETURN(auto store, StoreFor(dst_bucket, dst_key));
   return store->Copy(src_bucket, src_key, dst_bucket, dst_key, options);
-}
-
-Result<ListResult> NamespacePartitions::List(std::string_view bucket,
-                                             const ListOptions& options) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
-  return store->List(bucket, options);
 }
 
 std::vector<Result<ObjectInfo>> NamespacePartitions::PutMany(std::string_view bucket,
                                                              std::span<const PutItem> items) {
-  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
-  if (!store.ok()) return std::vector<Result<ObjectInfo>>(items.size(), store.status());
-  return (*store)->PutMany(bucket, items);
+  return PerPartition<Result<ObjectInfo>>(
+      bucket, items.size(), [&](size_t i) { return std::string_view(items[i].key); },
+      [&](meta::ObjectStore& store, std::span<const size_t> share) {
+        if (share.size() == items.size()) return store.PutMany(bucket, items);
+        return store.PutMany(bucket, cluster::Pick(items, share));
+      });
 }
 
 std::vector<Result<std::string>> NamespacePartitions::GetMany(std::string_view bucket,
                                                               std::span<const std::string> keys) {
-  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
-  if (!store.ok()) return std::vector<Result<std::string>>(keys.size(), store.status());
-  return (*store)->GetMany(bucket, keys);
+  return PerPartition<Result<std::string>>(
+      bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
+      [&](meta::ObjectStore& store, std::span<const size_t> share) {
+        if (share.size() == keys.size()) return store.GetMany(bucket, keys);
+        return store.GetMany(bucket, cluster::Pick(keys, share));
+      });
 }
 
 std::vector<Status> NamespacePartitions::DeleteMany(std::string_view bucket,
                                                     std::span<const std::string> keys) {
-  Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket);
-  if (!store.ok()) return std::vector<Status>(keys.size(), store.status());
-  return (*store)->DeleteMany(bucket, keys);
+  return PerPartition<Status>(
+      bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
+      [&](meta::ObjectStore& store, std::span<const size_t> share) {
+        if (share.size() == keys.size()) return store.DeleteMany(bucket, keys);
+        return store.DeleteMany(bucket, cluster::Pick(keys, share));
+      });
 }
 
 Result<std::string> NamespacePartitions::CreateMultipartUpload(std::string_view bucket,
                                                                std::string_view key,
                                                                PutOptions options) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   return store->CreateMultipartUpload(bucket, key, std::move(options));
 }
 
 Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::UploadPart(
     std::string_view bucket, std::string_view key, std::string_view upload_id, int part_number,
     std::string content_md5, uint64_t expected_size) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   ASSIGN_OR_RETURN(auto writer, store->UploadPart(bucket, key, upload_id, part_number,
                                                   std::move(content_md5), expected_size));
   return KeepingAlive(std::move(writer), std::move(store));
@@ -147,13 +164,13 @@ Result<std::unique_ptr<ObjectWriter>> NamespacePartitions::UploadPart(
 Result<ObjectInfo> NamespacePartitions::CompleteMultipartUpload(
     std::string_view bucket, std::string_view key, std::string_view upload_id,
     std::span<const CompletedPart> parts, const Conditions& conditions) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   return store->CompleteMultipartUpload(bucket, key, upload_id, parts, conditions);
 }
 
 Status NamespacePartitions::AbortMultipartUpload(std::string_view bucket, std::string_view key,
                                                  std::string_view upload_id) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   return store->AbortMultipartUpload(bucket, key, upload_id);
 }
 
@@ -161,14 +178,8 @@ Result<ListPartsResult> NamespacePartitions::ListParts(std::string_view bucket,
                                                        std::string_view key,
                                                        std::string_view upload_id,
                                                        int part_number_marker, int max_parts) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
+  ASSIGN_OR_RETURN(auto store, StoreFor(bucket, key));
   return store->ListParts(bucket, key, upload_id, part_number_marker, max_parts);
-}
-
-Result<ListUploadsResult> NamespacePartitions::ListMultipartUploads(
-    std::string_view bucket, const ListUploadsOptions& options) {
-  ASSIGN_OR_RETURN(auto store, StoreFor(bucket));
-  return store->ListMultipartUploads(bucket, options);
 }
 
 }  // namespace granary::node
