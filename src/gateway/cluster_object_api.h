@@ -1,8 +1,10 @@
 // ClusterObjectApi: the ObjectApi of a cluster, for a process that holds none of its data (the
-// stateless `granary gateway`). It reads the cluster map from etcd and keeps it cached; each
-// bucket's calls go over the native protocol to the head of the bucket's partition
-// (ClusterMap::PartitionOf), one granary::Client per node, authenticated with the cluster's root
-// credentials.
+// stateless `granary gateway`). It reads the cluster map from etcd and keeps it cached; each call
+// goes over the native protocol to the head of the partition holding its key
+// (ClusterMap::PartitionOf(bucket, key): a key under a top-level directory lives in that
+// directory's partition), calls about a bucket and listings of prefixes without a '/' to the
+// head of the bucket's own partition, one granary::Client per node, authenticated with the
+// cluster's root credentials. Batches are split by partition.
 //
 // Retries: a node that no longer heads the partition answers kStaleMap, one that cannot serve
 // answers kUnavailable. Calls that may be sent again are then routed again with a fresh map, with

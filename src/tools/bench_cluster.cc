@@ -227,18 +227,19 @@ Opener ClusterOpener(int nodes, int replicas, int chains) {
 constexpr char kBucket[] = "bench";
 
 // The cluster's objects, as a gateway reaches them: ClusterObjectApi, each call to the head of
-// the bucket's namespace partition.
+// the namespace partition holding the key. With `directories`, keys are spread over that many
+// top-level directories (and so over their partitions); else they are all at the bucket's top.
 class ObjectsTarget final : public BlobTarget {
  public:
   ObjectsTarget(std::unique_ptr<LocalCluster> cluster,
-                std::unique_ptr<gateway::ClusterObjectApi> api)
-      : cluster_(std::move(cluster)), api_(std::move(api)) {}
+                std::unique_ptr<gateway::ClusterObjectApi> api, int directories)
+      : cluster_(std::move(cluster)), api_(std::move(api)), directories_(directories) {}
   std::string name() const override { return "cluster objects"; }
   Status Put(std::string_view key, std::string_view value) override {
-    return api_->Put(kBucket, HexEncode(key), value).status();
+    return api_->Put(kBucket, Name(key), value).status();
   }
   Status Get(std::string_view key, std::string* value) override {
-    ASSIGN_OR_RETURN(*value, api_->Get(kBucket, HexEncode(key)));
+    ASSIGN_OR_RETURN(*value, api_->Get(kBucket, Name(key)));
     return Status::OK();
   }
   Status DropCaches() override { return Status::OK(); }
@@ -249,11 +250,18 @@ class ObjectsTarget final : public BlobTarget {
   }
 
  private:
+  std::string Name(std::string_view key) const {
+    if (directories_ == 0) return HexEncode(key);
+    const auto dir = static_cast<unsigned char>(key.empty() ? 0 : key.back()) % directories_;
+    return "d" + std::to_string(dir) + "/" + HexEncode(key);
+  }
+
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<gateway::ClusterObjectApi> api_;
+  const int directories_;
 };
 
-Opener ObjectsOpener(int nodes, int replicas, int chains, int connections) {
+Opener ObjectsOpener(int nodes, int replicas, int chains, int connections, int directories) {
   return [=](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
     ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(dir, nodes, replicas, chains));
     gateway::ClusterObjectApiOptions o;
@@ -263,7 +271,8 @@ Opener ObjectsOpener(int nodes, int replicas, int chains, int connections) {
     o.client.max_connections = connections;
     ASSIGN_OR_RETURN(auto api, gateway::ClusterObjectApi::Open(o));
     RETURN_IF_ERROR(api->CreateBucket(kBucket));
-    return std::unique_ptr<BlobTarget>(new ObjectsTarget(std::move(cluster), std::move(api)));
+    return std::unique_ptr<BlobTarget>(
+        new ObjectsTarget(std::move(cluster), std::move(api), directories));
   };
 }
 
@@ -280,10 +289,13 @@ void MeasureObjects(BenchContext& ctx, BenchReport& report, const ClusterBenchOp
                           },
                           keys, values);
   if (!single.ok()) ctx.BaselineFailed("single-node server", single.status());
-  for (int replicas : {1, 3}) {
-    const std::string label = "objects 3 nodes x" + std::to_string(replicas);
-    auto figures = RunTarget(ctx, o.threads, o.seconds, label,
-                             ObjectsOpener(3, replicas, o.chains, o.threads), keys, values);
+  // {replicas, top-level directories the keys are spread over}
+  for (auto [replicas, directories] : {std::pair{1, 0}, std::pair{3, 0}, std::pair{3, 16}}) {
+    const std::string label = "objects 3 nodes x" + std::to_string(replicas) +
+                              (directories ? " in " + std::to_string(directories) + " dirs" : "");
+    auto figures =
+        RunTarget(ctx, o.threads, o.seconds, label,
+                  ObjectsOpener(3, replicas, o.chains, o.threads, directories), keys, values);
     if (!figures.ok()) {
       std::cerr << "error: " << figures.status().ToString() << std::endl;
       report.AddError(label + ": " + figures.status().ToString());
@@ -292,7 +304,8 @@ void MeasureObjects(BenchContext& ctx, BenchReport& report, const ClusterBenchOp
     for (int get = 0; get < 2; ++get) {
       BenchRow row;
       row.name = size + " object " + (get ? "get" : "put") + ", 3 nodes, " +
-                 std::to_string(replicas) + (replicas == 1 ? " replica" : " replicas");
+                 std::to_string(replicas) + (replicas == 1 ? " replica" : " replicas") +
+                 (directories ? ", " + std::to_string(directories) + " directories" : "");
       row.unit = "ops/s";
       const nlohmann::json& mine = get ? figures->get_json : figures->put_json;
       row.granary = mine["ops_per_sec"];
@@ -304,7 +317,12 @@ void MeasureObjects(BenchContext& ctx, BenchReport& report, const ClusterBenchOp
       }
       row.details["cluster"] = mine;
       row.details["replicas"] = replicas;
-      if (!get) row.note = "each put is one namespace entry, acknowledged by the partition's tail";
+      row.details["directories"] = directories;
+      if (!get) {
+        row.note = directories ? "keys spread over the partitions of 16 top-level directories"
+                               : "each put is one namespace entry, acknowledged by the "
+                                 "partition's tail";
+      }
       report.Add(std::move(row));
     }
   }

@@ -285,7 +285,10 @@ class Workload:
         rng = random.Random(w)
         n = 0
         while not self.stop.is_set():
-            key = f"{self.prefix}-{w}-{n}"
+            # Writer 0's keys at the top of the bucket, the others' each in a top-level directory
+            # of their own: through the namespace, a bucket's writes spread over its own
+            # partition and those of its directories.
+            key = f"{self.prefix}-{w}-{n}" if w == 0 else f"{self.prefix}-{w}/{n}"
             n += 1
             start = time.monotonic()
             try:

@@ -537,5 +537,43 @@ TEST_F(ObjectStoreTest, BlobsAreNamedByTheirBucketsReplicaCount) {
   EXPECT_TRUE(BlobKeys().empty());
 }
 
+TEST_F(ObjectStoreTest, ShardRecordsAndNotesOfAClustersBuckets) {
+  blob_prefix_ = [](uint32_t replicas) { return "P" + std::to_string(replicas) + "/"; };
+  Reopen();
+  // A shard of "far" (whose own record lives elsewhere) beside a bucket of this partition.
+  ASSERT_TRUE(store_->CreateBucket("own").ok());
+  ASSERT_TRUE(store_->AdoptBucket("far", BucketInfo{"far", 1234, 2}).ok());
+  ASSERT_TRUE(store_->AdoptBucket("far", BucketInfo{"far", 9999, 3}).ok());  // kept as it was
+  auto far = store_->HeadBucket("far");
+  ASSERT_TRUE(far.ok());
+  EXPECT_EQ(far->created_ns, 1234);
+  EXPECT_EQ(far->replicas, 2);
+  auto listed = store_->ListBuckets();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name, "own");
+  // A shard holds objects like a bucket, and is removed only once empty.
+  ASSERT_TRUE(store_->Put("far", "d/x", RandomBytes(5000, 3)).ok());
+  EXPECT_EQ(store_->DeleteBucket("far").code(), Code::kBucketNotEmpty);
+  ASSERT_TRUE(store_->Delete("far", "d/x").ok());
+  ASSERT_TRUE(store_->DeleteBucket("far").ok());
+  EXPECT_EQ(store_->HeadBucket("far").status().code(), Code::kNoSuchBucket);
+
+  // The bucket's own partition notes its shards once each, and forgets them with it.
+  EXPECT_EQ(store_->AddShard("none", 3).status().code(), Code::kNoSuchBucket);
+  for (uint32_t chain : {7u, 3u, 7u, 300u}) {
+    auto info = store_->AddShard("own", chain);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->name, "own");
+  }
+  Reopen();
+  auto shards = store_->Shards("own");
+  ASSERT_TRUE(shards.ok());
+  EXPECT_EQ(*shards, (std::vector<uint32_t>{3, 7, 300}));
+  ASSERT_TRUE(store_->DeleteBucket("own").ok());
+  ASSERT_TRUE(store_->CreateBucket("own").ok());
+  EXPECT_TRUE(store_->Shards("own")->empty());
+}
+
 }  // namespace
 }  // namespace granary::meta
