@@ -8,11 +8,13 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "cluster/cluster_map.h"
+#include "granary/status.h"
 
 namespace granary::cluster {
 
@@ -27,7 +29,14 @@ std::vector<T> ByPartition(const ClusterMap& map, std::string_view bucket, size_
   std::vector<std::optional<T>> slots(n);
   for (const auto& [chain, items] : shares) {
     std::vector<T> results = run(map.chains[chain], std::span<const size_t>(items));
-    for (size_t j = 0; j < items.size(); ++j) slots[items[j]].emplace(std::move(results.at(j)));
+    for (size_t j = 0; j < items.size(); ++j) {
+      if (j < results.size()) {
+        slots[items[j]].emplace(std::move(results[j]));
+      } else {
+        slots[items[j]].emplace(Status::Internal("a batch's answer lacks the result of item " +
+                                                 std::to_string(items[j])));
+      }
+    }
   }
   std::vector<T> out;
   out.reserve(n);

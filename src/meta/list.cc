@@ -116,7 +116,12 @@ Result<ListUploadsResult> ObjectStore::ListMultipartUploads(std::string_view buc
   const std::string base = UploadPrefix(bucket);
   std::string seek = base + options.prefix;
   if (!options.key_marker.empty()) {
-    std::string resume = options.upload_id_marker.empty()
+    // A marker that is a common prefix (NextKeyMarker can be one) resumes after every key under
+    // it, so the prefix is not listed again.
+    const bool is_prefix = options.upload_id_marker.empty() && !options.delimiter.empty() &&
+                           options.key_marker.ends_with(options.delimiter);
+    std::string resume = is_prefix ? base + PrefixSuccessor(options.key_marker)
+                         : options.upload_id_marker.empty()
                              ? base + PrefixSuccessor(options.key_marker + '\0')
                              : base + options.key_marker + '\0' + After(options.upload_id_marker);
     if (resume > seek) seek = resume;

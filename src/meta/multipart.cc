@@ -45,6 +45,8 @@ Result<proto::UploadRecord> ObjectStore::GetUpload(std::string_view bucket, std:
 Result<std::string> ObjectStore::CreateMultipartUpload(std::string_view bucket,
                                                        std::string_view key, PutOptions options) {
   RETURN_IF_ERROR(ValidateObjectKey(key));
+  // As a commit: DeleteBucket, which takes it exclusively, sees the upload or refuses it.
+  ReaderLock bucket_lock(&bucket_mu_);
   RETURN_IF_ERROR(CheckBucket(bucket));
   ASSIGN_OR_RETURN(uint64_t version, NextVersion());
   uint32_t nonce = 0;

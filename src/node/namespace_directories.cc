@@ -37,6 +37,12 @@ Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::ShardStore(
   Result<BucketInfo> shard = store->HeadBucket(bucket);
   if (shard.ok()) return store;
   if (shard.status().code() != Code::kNoSuchBucket) return shard.status();
+  // Held until the shard record is written: a close (of a deletion that began after the root
+  // admitted this shard) waits for it, and so finds the record.
+  std::lock_guard<std::mutex> lock(ShardLock(chain.id, bucket));
+  shard = store->HeadBucket(bucket);
+  if (shard.ok()) return store;
+  if (shard.status().code() != Code::kNoSuchBucket) return shard.status();
   proto::MetaBucketRequest request;
   request.set_op(proto::META_BUCKET_ENSURE);
   request.set_bucket(std::string(bucket));
@@ -94,6 +100,7 @@ Result<proto::MetaBucketResponse> NamespacePartitions::ServeBucket(
   auto absent = [](const Status& s) { return s.code() == Code::kNoSuchBucket; };
   switch (request.op()) {
     case proto::META_BUCKET_CLOSE: {
+      std::lock_guard<std::mutex> lock(ShardLock(request.chain(), bucket));
       Status closed = store->DeleteBucket(bucket);
       if (!closed.ok() && !absent(closed)) return closed;
       return response;
@@ -114,6 +121,13 @@ Result<proto::MetaBucketResponse> NamespacePartitions::ServeBucket(
     default:
       return Status::InvalidArgument("unknown bucket call " + std::to_string(request.op()));
   }
+}
+
+std::mutex& NamespacePartitions::ShardLock(uint32_t chain, std::string_view bucket) {
+  std::string name = std::to_string(chain);
+  name += '/';
+  name += bucket;
+  return shard_locks_[std::hash<std::string>()(name) % kShardLocks];
 }
 
 Status NamespacePartitions::BucketCall(rpc::ServerCall& call) {
@@ -150,8 +164,8 @@ Result<std::vector<proto::MetaBucketResponse>> NamespacePartitions::AskShards(
     Result<proto::MetaBucketResponse> r = answer.get();
     if (r.ok()) {
       out.push_back(std::move(*r));
-    } else if (failed.ok()) {
-      failed = r.status();
+    } else if (failed.ok() || r.status().code() == Code::kBucketNotEmpty) {
+      failed = r.status();  // a shard's own answer before another's failure to answer
     }
   }
   RETURN_IF_ERROR(failed);
@@ -169,6 +183,19 @@ Status NamespacePartitions::DeleteBucket(std::string_view bucket) {
     }
   }
   Status deleted = [&]() -> Status {
+    // A bucket whose own partition holds something is refused before any shard is closed.
+    ListOptions one;
+    one.max_keys = 1;
+    ASSIGN_OR_RETURN(ListResult objects, store->List(bucket, one));
+    ListUploadsOptions one_upload;
+    one_upload.max_uploads = 1;
+    ASSIGN_OR_RETURN(ListUploadsResult uploads, store->ListMultipartUploads(bucket, one_upload));
+    if (!objects.objects.empty() || !uploads.uploads.empty()) {
+      return Status(Code::kBucketNotEmpty,
+                    "bucket \"" + std::string(bucket) + "\" is not empty: delete its objects" +
+                        (uploads.uploads.empty() ? "" : " and abort its multipart uploads") +
+                        " first");
+    }
     proto::MetaBucketRequest close;
     close.set_op(proto::META_BUCKET_CLOSE);
     // A shard that refuses (kBucketNotEmpty) keeps the bucket; shards closed meanwhile are

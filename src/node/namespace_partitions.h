@@ -162,6 +162,7 @@ class NamespacePartitions final : public ObjectApi {
                                                            std::string_view bucket,
                                                            const proto::MetaBucketRequest& request);
   Status BucketCall(rpc::ServerCall& call);
+  std::mutex& ShardLock(uint32_t chain, std::string_view bucket);
   Result<std::shared_ptr<meta::ObjectStore>> StoreOf(const cluster::Chain& chain);
   // A bucket's data goes to the chains of its replica count. For a count the map has no chains
   // of, asks the manager for them and waits (kUnavailable if they do not come in time,
@@ -197,6 +198,9 @@ class NamespacePartitions final : public ObjectApi {
   // new one is admitted. Held across the admission of a shard.
   std::mutex deleting_mu_;
   std::set<std::string, std::less<>> deleting_;  // GUARDED_BY(deleting_mu_)
+  // Serialize, per shard and bucket, writing the shard record and closing it.
+  static constexpr size_t kShardLocks = 64;
+  std::mutex shard_locks_[kShardLocks];
 };
 
 }  // namespace granary::node

@@ -575,5 +575,27 @@ TEST_F(ObjectStoreTest, ShardRecordsAndNotesOfAClustersBuckets) {
   EXPECT_TRUE(store_->Shards("own")->empty());
 }
 
+TEST_F(ObjectStoreTest, UploadListingsResumeAfterACommonPrefixMarker) {
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  for (const char* key : {"a/1", "a/2", "b"}) {
+    ASSERT_TRUE(store_->CreateMultipartUpload("bkt", key, {}).ok());
+  }
+  ListUploadsOptions options;
+  options.delimiter = "/";
+  options.max_uploads = 1;
+  auto first = store_->ListMultipartUploads("bkt", options);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->common_prefixes, std::vector<std::string>{"a/"});
+  ASSERT_TRUE(first->truncated);
+  options.key_marker = first->next_key_marker;
+  options.upload_id_marker = first->next_upload_id_marker;
+  auto second = store_->ListMultipartUploads("bkt", options);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->common_prefixes.empty());
+  ASSERT_EQ(second->uploads.size(), 1u);
+  EXPECT_EQ(second->uploads[0].key, "b");
+  EXPECT_FALSE(second->truncated);
+}
+
 }  // namespace
 }  // namespace granary::meta
