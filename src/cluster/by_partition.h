@@ -14,42 +14,46 @@
 #include <vector>
 
 #include "cluster/cluster_map.h"
+#include "granary/object_api.h"
 #include "granary/status.h"
 
 namespace granary::cluster {
 
-// Calls `run(const Chain& partition, std::span<const size_t> items)` once per partition holding
-// some of the `n` items (item i's key is `key_of(i)`), and returns each item's result in the
-// items' order. `run` returns one T per item it was given, in that order.
-template <typename T, typename KeyOf, typename Run>
-std::vector<T> ByPartition(const ClusterMap& map, std::string_view bucket, size_t n,
-                           KeyOf&& key_of, Run&& run) {
+// The key of an item of a batch.
+inline std::string_view BatchKey(const PutItem& item) { return item.key; }
+inline std::string_view BatchKey(const std::string& key) { return key; }
+
+// Calls `run(std::span<const Item> share)` once per partition holding some of `items`, with that
+// partition's items in order (`items` itself when one partition holds them all), and returns each
+// item's result in the items' order. `run` returns one T per item of its share; an answer that
+// lacks some is an error for those.
+template <typename T, typename Item, typename Run>
+std::vector<T> ByPartition(const ClusterMap& map, std::string_view bucket,
+                           std::span<const Item> items, Run&& run) {
   std::map<uint32_t, std::vector<size_t>> shares;
-  for (size_t i = 0; i < n; ++i) shares[map.PartitionOf(bucket, key_of(i)).id].push_back(i);
-  std::vector<std::optional<T>> slots(n);
-  for (const auto& [chain, items] : shares) {
-    std::vector<T> results = run(map.chains[chain], std::span<const size_t>(items));
-    for (size_t j = 0; j < items.size(); ++j) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    shares[map.PartitionOf(bucket, BatchKey(items[i])).id].push_back(i);
+  }
+  std::vector<std::optional<T>> slots(items.size());
+  for (const auto& [chain, indices] : shares) {
+    std::vector<Item> picked;
+    if (shares.size() > 1) {
+      picked.reserve(indices.size());
+      for (size_t i : indices) picked.push_back(items[i]);
+    }
+    std::vector<T> results = run(shares.size() > 1 ? std::span<const Item>(picked) : items);
+    for (size_t j = 0; j < indices.size(); ++j) {
       if (j < results.size()) {
-        slots[items[j]].emplace(std::move(results[j]));
+        slots[indices[j]].emplace(std::move(results[j]));
       } else {
-        slots[items[j]].emplace(Status::Internal("a batch's answer lacks the result of item " +
-                                                 std::to_string(items[j])));
+        slots[indices[j]].emplace(Status::Internal("a batch's answer lacks the result of item " +
+                                                   std::to_string(indices[j])));
       }
     }
   }
   std::vector<T> out;
-  out.reserve(n);
+  out.reserve(items.size());
   for (std::optional<T>& slot : slots) out.push_back(std::move(*slot));
-  return out;
-}
-
-// The items of `all` at `indices`, in that order.
-template <typename T>
-std::vector<T> Pick(std::span<const T> all, std::span<const size_t> indices) {
-  std::vector<T> out;
-  out.reserve(indices.size());
-  for (size_t i : indices) out.push_back(all[i]);
   return out;
 }
 

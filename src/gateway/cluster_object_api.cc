@@ -30,27 +30,27 @@ Status WholeBatchFailure(const std::vector<T>& results, bool (*retryable)(const 
 
 bool IsStaleMap(const Status& status) { return status.code() == Code::kStaleMap; }
 
-// A batch of `n` items of `bucket` (item i's key is `key_of(i)`), split by partition: each
+// A batch of `items` of `bucket`, split by partition (cluster::ByPartition): each
 // partition's share goes to its head as `call(Client&, share)`, which returns one result per item
 // of the share. A share is sent again with a fresh map when the head refused it whole with a code
 // `retryable` accepts.
-template <typename T, typename KeyOf, typename F>
-std::vector<T> Batch(Router& router, std::string_view bucket, size_t n, KeyOf key_of,
+template <typename T, typename Item, typename F>
+std::vector<T> Batch(Router& router, std::string_view bucket, std::span<const Item> items,
                      bool (*retryable)(const Status&), F call) {
-  if (n == 0) return {};
+  if (items.empty()) return {};
   // A key's partition is fixed for the life of the cluster; any map tells.
   const std::shared_ptr<const ClusterMap> map = router.maps().Get();
-  return cluster::ByPartition<T>(
-      *map, bucket, n, key_of, [&](const cluster::Chain&, std::span<const size_t> share) {
-        Result<std::vector<T>> done = router.OnHead(
-            bucket, key_of(share[0]), [&](const NodeClient& head) -> Result<std::vector<T>> {
-              std::vector<T> results = call(*head.client, share);
-              RETURN_IF_ERROR(WholeBatchFailure(results, retryable));
-              return results;
-            });
-        if (done.ok()) return std::move(*done);
-        return std::vector<T>(share.size(), T(done.status()));
-      });
+  return cluster::ByPartition<T>(*map, bucket, items, [&](std::span<const Item> share) {
+    Result<std::vector<T>> done =
+        router.OnHead(bucket, cluster::BatchKey(share.front()),
+                      [&](const NodeClient& head) -> Result<std::vector<T>> {
+                        std::vector<T> results = call(*head.client, share);
+                        RETURN_IF_ERROR(WholeBatchFailure(results, retryable));
+                        return results;
+                      });
+    if (done.ok()) return std::move(*done);
+    return std::vector<T>(share.size(), T(done.status()));
+  });
 }
 
 // The destination's options of a copy of `source`: ObjectApi::Copy's metadata directive.
@@ -228,31 +228,24 @@ std::vector<Result<ObjectInfo>> ClusterObjectApi::PutMany(std::string_view bucke
                                                           std::span<const PutItem> items) {
   // Only a share refused whole as stale is sent again: nothing of it was stored.
   return Batch<Result<ObjectInfo>>(
-      *router_, bucket, items.size(), [&](size_t i) { return std::string_view(items[i].key); },
-      IsStaleMap, [&](Client& head, std::span<const size_t> share) {
-        if (share.size() == items.size()) return head.PutMany(bucket, items);
-        return head.PutMany(bucket, cluster::Pick(items, share));
-      });
+      *router_, bucket, items, IsStaleMap,
+      [&](Client& head, std::span<const PutItem> share) { return head.PutMany(bucket, share); });
 }
 
 std::vector<Result<std::string>> ClusterObjectApi::GetMany(std::string_view bucket,
                                                            std::span<const std::string> keys) {
-  return Batch<Result<std::string>>(
-      *router_, bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
-      cluster::RetryableWithNewMap, [&](Client& head, std::span<const size_t> share) {
-        if (share.size() == keys.size()) return head.GetMany(bucket, keys);
-        return head.GetMany(bucket, cluster::Pick(keys, share));
-      });
+  return Batch<Result<std::string>>(*router_, bucket, keys, cluster::RetryableWithNewMap,
+                                    [&](Client& head, std::span<const std::string> share) {
+                                      return head.GetMany(bucket, share);
+                                    });
 }
 
 std::vector<Status> ClusterObjectApi::DeleteMany(std::string_view bucket,
                                                  std::span<const std::string> keys) {
-  return Batch<Status>(
-      *router_, bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
-      cluster::RetryableWithNewMap, [&](Client& head, std::span<const size_t> share) {
-        if (share.size() == keys.size()) return head.DeleteMany(bucket, keys);
-        return head.DeleteMany(bucket, cluster::Pick(keys, share));
-      });
+  return Batch<Status>(*router_, bucket, keys, cluster::RetryableWithNewMap,
+                       [&](Client& head, std::span<const std::string> share) {
+                         return head.DeleteMany(bucket, share);
+                       });
 }
 
 Result<std::string> ClusterObjectApi::CreateMultipartUpload(std::string_view bucket,

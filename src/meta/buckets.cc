@@ -51,9 +51,7 @@ Status ObjectStore::CreateBucket(std::string_view bucket, const BucketOptions& o
   return WriteSynced(&batch);
 }
 
-Status ObjectStore::DeleteBucket(std::string_view bucket) {
-  RETURN_IF_ERROR(CheckBucket(bucket));
-  MutexLock lock(&bucket_mu_);
+Status ObjectStore::CheckBucketEmpty(std::string_view bucket) {
   for (const std::string& prefix : {ObjectPrefix(bucket), UploadPrefix(bucket)}) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     it->Seek(prefix);
@@ -64,6 +62,13 @@ Status ObjectStore::DeleteBucket(std::string_view bucket) {
     }
     RETURN_IF_ERROR(FromRocks(it->status(), "scanning bucket"));
   }
+  return Status::OK();
+}
+
+Status ObjectStore::DeleteBucket(std::string_view bucket) {
+  RETURN_IF_ERROR(CheckBucket(bucket));
+  MutexLock lock(&bucket_mu_);
+  RETURN_IF_ERROR(CheckBucketEmpty(bucket));
   rocksdb::WriteBatch batch;
   batch.Delete(BucketKey(bucket));
   ASSIGN_OR_RETURN(std::vector<uint32_t> shards, Shards(bucket));

@@ -148,6 +148,10 @@ class ObjectStore final : public ObjectApi {
   Result<ListUploadsResult> ListMultipartUploads(std::string_view bucket,
                                                  const ListUploadsOptions& options) override;
 
+  // kBucketNotEmpty (saying what to delete) while the bucket holds an object or an upload.
+  // DeleteBucket checks again under its lock.
+  Status CheckBucketEmpty(std::string_view bucket);
+
   // Shards of a cluster's buckets (docs/design/cluster.md, "Directories"). A partition that
   // holds records of a bucket whose own record lives in another partition keeps a shard record
   // of it: `info` as the bucket's partition gave it. Idempotent. A shard is removed by

@@ -26,8 +26,10 @@ Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreFor(std::st
   if (m == nullptr || m->chains.empty()) {
     return Status::Unavailable("this node has no cluster map yet");
   }
+  const Chain& root = m->PartitionOf(bucket);
+  if (cluster::TopDirectory(key).empty()) return StoreOf(root);
   const Chain& chain = m->PartitionOf(bucket, key);
-  if (chain.id == m->PartitionOf(bucket).id) return StoreOf(chain);
+  if (chain.id == root.id) return StoreOf(root);
   return ShardStore(*m, chain, bucket);
 }
 
@@ -184,18 +186,7 @@ Status NamespacePartitions::DeleteBucket(std::string_view bucket) {
   }
   Status deleted = [&]() -> Status {
     // A bucket whose own partition holds something is refused before any shard is closed.
-    ListOptions one;
-    one.max_keys = 1;
-    ASSIGN_OR_RETURN(ListResult objects, store->List(bucket, one));
-    ListUploadsOptions one_upload;
-    one_upload.max_uploads = 1;
-    ASSIGN_OR_RETURN(ListUploadsResult uploads, store->ListMultipartUploads(bucket, one_upload));
-    if (!objects.objects.empty() || !uploads.uploads.empty()) {
-      return Status(Code::kBucketNotEmpty,
-                    "bucket \"" + std::string(bucket) + "\" is not empty: delete its objects" +
-                        (uploads.uploads.empty() ? "" : " and abort its multipart uploads") +
-                        " first");
-    }
+    RETURN_IF_ERROR(store->CheckBucketEmpty(bucket));
     proto::MetaBucketRequest close;
     close.set_op(proto::META_BUCKET_CLOSE);
     // A shard that refuses (kBucketNotEmpty) keeps the bucket; shards closed meanwhile are

@@ -150,8 +150,8 @@ class NamespacePartitions final : public ObjectApi {
   Result<std::shared_ptr<meta::ObjectStore>> ShardStore(const cluster::ClusterMap& m,
                                                         const cluster::Chain& chain,
                                                         std::string_view bucket);
-  template <typename T, typename KeyOf, typename Run>
-  std::vector<T> PerPartition(std::string_view bucket, size_t n, KeyOf key_of, Run run);
+  template <typename T, typename Item, typename Run>
+  std::vector<T> PerPartition(std::string_view bucket, std::span<const Item> items, Run run);
   // A META_BUCKET request, served here when this node heads `chain`, else sent to its head.
   Result<proto::MetaBucketResponse> AskHead(const cluster::ClusterMap& m,
                                             const cluster::Chain& chain,

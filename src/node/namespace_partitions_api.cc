@@ -12,20 +12,21 @@
 
 namespace granary::node {
 
-// A batch split by the partition of each key; `run(store, share)` runs one partition's share.
-template <typename T, typename KeyOf, typename Run>
-std::vector<T> NamespacePartitions::PerPartition(std::string_view bucket, size_t n, KeyOf key_of,
-                                                 Run run) {
+// A batch split by the partition of each key (cluster::ByPartition); `run(store, share)` runs
+// one partition's share.
+template <typename T, typename Item, typename Run>
+std::vector<T> NamespacePartitions::PerPartition(std::string_view bucket,
+                                                 std::span<const Item> items, Run run) {
   auto m = map();
   if (m == nullptr || m->chains.empty()) {
-    return std::vector<T>(n, T(Status::Unavailable("this node has no cluster map yet")));
+    return std::vector<T>(items.size(), T(Status::Unavailable("this node has no cluster map yet")));
   }
-  return cluster::ByPartition<T>(
-      *m, bucket, n, key_of, [&](const cluster::Chain&, std::span<const size_t> share) {
-        Result<std::shared_ptr<meta::ObjectStore>> store = StoreFor(bucket, key_of(share[0]));
-        if (!store.ok()) return std::vector<T>(share.size(), T(store.status()));
-        return run(**store, share);
-      });
+  return cluster::ByPartition<T>(*m, bucket, items, [&](std::span<const Item> share) {
+    Result<std::shared_ptr<meta::ObjectStore>> store =
+        StoreFor(bucket, cluster::BatchKey(share.front()));
+    if (!store.ok()) return std::vector<T>(share.size(), T(store.status()));
+    return run(**store, share);
+  });
 }
 
 // A bucket's count is its data's chain set.
@@ -118,30 +119,24 @@ Result<ObjectInfo> NamespacePartitions::Copy(std::string_view src_bucket,
 std::vector<Result<ObjectInfo>> NamespacePartitions::PutMany(std::string_view bucket,
                                                              std::span<const PutItem> items) {
   return PerPartition<Result<ObjectInfo>>(
-      bucket, items.size(), [&](size_t i) { return std::string_view(items[i].key); },
-      [&](meta::ObjectStore& store, std::span<const size_t> share) {
-        if (share.size() == items.size()) return store.PutMany(bucket, items);
-        return store.PutMany(bucket, cluster::Pick(items, share));
+      bucket, items, [&](meta::ObjectStore& store, std::span<const PutItem> share) {
+        return store.PutMany(bucket, share);
       });
 }
 
 std::vector<Result<std::string>> NamespacePartitions::GetMany(std::string_view bucket,
                                                               std::span<const std::string> keys) {
   return PerPartition<Result<std::string>>(
-      bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
-      [&](meta::ObjectStore& store, std::span<const size_t> share) {
-        if (share.size() == keys.size()) return store.GetMany(bucket, keys);
-        return store.GetMany(bucket, cluster::Pick(keys, share));
+      bucket, keys, [&](meta::ObjectStore& store, std::span<const std::string> share) {
+        return store.GetMany(bucket, share);
       });
 }
 
 std::vector<Status> NamespacePartitions::DeleteMany(std::string_view bucket,
                                                     std::span<const std::string> keys) {
   return PerPartition<Status>(
-      bucket, keys.size(), [&](size_t i) { return std::string_view(keys[i]); },
-      [&](meta::ObjectStore& store, std::span<const size_t> share) {
-        if (share.size() == keys.size()) return store.DeleteMany(bucket, keys);
-        return store.DeleteMany(bucket, cluster::Pick(keys, share));
+      bucket, keys, [&](meta::ObjectStore& store, std::span<const std::string> share) {
+        return store.DeleteMany(bucket, share);
       });
 }
 
