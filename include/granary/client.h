@@ -48,6 +48,33 @@ struct ClientOptions {
   int retries = 3;
 };
 
+// Memory this process shares with the server its Client is connected to, when both run on one
+// host (Client::AllocateShared). A Put() of bytes inside a shared buffer and a GetInto() a range
+// of one move no object byte over the socket: the server reads them from, or writes them
+// straight into, this memory, and the request carries only where. The caller may use the bytes
+// like any memory, but must not change a range while a call on it runs.
+//
+// Destroy it before its Client. Destroying it frees the memory on both sides.
+class SharedBuffer {
+ public:
+  ~SharedBuffer();
+  SharedBuffer(const SharedBuffer&) = delete;
+  SharedBuffer& operator=(const SharedBuffer&) = delete;
+
+  std::span<char> bytes() const { return {data_, size_}; }
+  char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+  struct State;
+
+ private:
+  friend class Client;
+  SharedBuffer(std::unique_ptr<State> state, char* data, size_t size);
+  std::unique_ptr<State> state_;
+  char* data_;
+  size_t size_;
+};
+
 class Client : public ObjectApi {
  public:
   // Connects to "host:port" and authenticates. kUnavailable if nothing answers there,
@@ -71,6 +98,11 @@ class Client : public ObjectApi {
   std::vector<Result<size_t>> GetManyInto(std::string_view bucket,
                                           std::span<const std::string> keys,
                                           std::span<const std::span<char>> buffers);
+
+  // A buffer of `bytes` shared with the server (see SharedBuffer). kNotSupported when the server
+  // offers none, kUnavailable when it runs on another host (its door cannot be reached),
+  // kInvalidArgument or kNoSpace beyond the server's limits (4 GiB a buffer, 16 GiB a key).
+  Result<std::unique_ptr<SharedBuffer>> AllocateShared(uint64_t bytes);
 
   using ObjectApi::CreateBucket;
   Status CreateBucket(std::string_view bucket, const BucketOptions& options) override;
@@ -107,6 +139,13 @@ class Client : public ObjectApi {
                                                  const ListUploadsOptions& options) override;
 
   class Impl;
+
+ protected:
+  // Through a shared buffer when `data` or `buf` lies inside one, else over the socket.
+  Result<ObjectInfo> PutBytes(std::string_view bucket, std::string_view key,
+                              std::string_view data, PutOptions options) override;
+  Result<size_t> GetBytesInto(std::string_view bucket, std::string_view key, std::span<char> buf,
+                              const GetOptions& options) override;
 
  private:
   explicit Client(std::unique_ptr<Impl> impl);

@@ -284,6 +284,14 @@ class ObjectApi {
   // returns the number of bytes read. kInvalidArgument if `buf` is too small.
   Result<size_t> GetInto(std::string_view bucket, std::string_view key, std::span<char> buf,
                          const GetOptions& options = {});
+
+ protected:
+  // What Put() and GetInto() do: over BeginPut() and Open() here; a store that can move the
+  // bytes more directly (Client, through shared buffers) overrides them.
+  virtual Result<ObjectInfo> PutBytes(std::string_view bucket, std::string_view key,
+                                      std::string_view data, PutOptions options);
+  virtual Result<size_t> GetBytesInto(std::string_view bucket, std::string_view key,
+                                      std::span<char> buf, const GetOptions& options);
 };
 
 }  // namespace granary

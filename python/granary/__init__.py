@@ -28,6 +28,7 @@ from ._granary import (
     ListUploadsResult,
     ObjectInfo,
     PartInfo,
+    SharedBuffer,
     UploadInfo,
 )
 from .client import Client
@@ -36,7 +37,7 @@ from . import errors as _errors
 
 __all__ = [
     "Client", "ObjectInfo", "BucketInfo", "ListResult", "PartInfo", "ListPartsResult",
-    "UploadInfo", "ListUploadsResult",
+    "UploadInfo", "ListUploadsResult", "SharedBuffer",
 ] + [name for name in _errors.__all__ if name != "CLASSES_BY_CODE"]
 
 __version__ = "0.1.0"

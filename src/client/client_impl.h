@@ -12,13 +12,16 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "rpc/connection_pool.h"
 #include "client/workers.h"
+#include "common/mutex.h"
 #include "granary/client.h"
 #include "proto/object.pb.h"
 #include "rpc/client_connection.h"
@@ -47,10 +50,22 @@ class Client::Impl {
   Status Call(proto::ObjectMethod method, const google::protobuf::MessageLite& request,
               google::protobuf::MessageLite* response, bool idempotent);
 
+  // The client's shared buffers (shared_buffer.cc), by where they are mapped in this process.
+  void AddShared(const char* base, size_t size, uint64_t id);
+  void RemoveShared(const char* base);
+  // The range of a shared buffer that holds [p, p + n), if one does (n > 0).
+  std::optional<proto::SharedRange> SharedRangeOf(const char* p, size_t n) const;
+
  private:
+  struct Shared {
+    size_t size;
+    uint64_t id;
+  };
   const ClientOptions options_;
   rpc::ConnectionPool pool_;
   client::Workers workers_;
+  mutable Mutex shared_mu_;
+  std::map<const char*, Shared, std::greater<>> shared_ GUARDED_BY(shared_mu_);
 };
 
 namespace client {
@@ -85,6 +100,12 @@ Status ParseResponse(const rpc::Response& response, google::protobuf::MessageLit
 // ObjectApi's readers and writers over the native protocol (object_reader.cc, object_writer.cc).
 Result<std::unique_ptr<ObjectReader>> OpenReader(Client::Impl& impl, std::string_view bucket,
                                                  std::string_view key, const GetOptions& options);
+// GetInto / Put through a shared buffer: `range` is where `buf` or the object's bytes lie in it.
+Result<size_t> GetShared(Client::Impl& impl, std::string_view bucket, std::string_view key,
+                         std::span<char> buf, const proto::SharedRange& range,
+                         const GetOptions& options);
+Result<ObjectInfo> PutShared(Client::Impl& impl, std::string_view bucket, std::string_view key,
+                             const proto::SharedRange& range, PutOptions options);
 Result<std::unique_ptr<ObjectWriter>> StartWriter(Client::Impl& impl, proto::ObjectMethod method,
                                                   const google::protobuf::MessageLite& request,
                                                   uint64_t expected_size);

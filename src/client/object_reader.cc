@@ -6,6 +6,7 @@
 // Get or GetInto moves every byte once, from the socket to its destination.
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 #include "client/client_impl.h"
@@ -51,6 +52,10 @@ struct RangeSpec {
   std::string key;
   uint64_t base_offset;  // the reader's resolved offset
   uint64_t version;
+  // When the destination lies in a shared buffer: the buffer, and where it is mapped here. Each
+  // ranged GET then has the server write its bytes there.
+  uint64_t shared_buffer = 0;
+  const char* shared_base = nullptr;
 };
 
 Status FetchRange(const RangeSpec& spec, uint64_t pos, uint64_t n, char* dst) {
@@ -61,6 +66,12 @@ Status FetchRange(const RangeSpec& spec, uint64_t pos, uint64_t n, char* dst) {
   req.mutable_options()->set_length(n);
   req.mutable_options()->mutable_conditions()->set_if_version(spec.version);
   req.set_max_bytes(n);
+  const bool shared = spec.shared_base != nullptr;
+  if (shared) {
+    req.mutable_into()->set_buffer(spec.shared_buffer);
+    req.mutable_into()->set_offset(static_cast<uint64_t>(dst - spec.shared_base));
+    req.mutable_into()->set_length(n);
+  }
   rpc::Deadline deadline = spec.impl->NewDeadline();
   for (int attempt = 0;; ++attempt) {
     Lease lease;
@@ -72,11 +83,13 @@ Status FetchRange(const RangeSpec& spec, uint64_t pos, uint64_t n, char* dst) {
                             std::to_string(spec.version) + "); read it again");
     }
     RETURN_IF_ERROR(st);
-    if (payload != n || resp.info().version() != spec.version) {
+    const uint64_t got = shared ? resp.shared_bytes() : payload;
+    if (got != n || (shared && payload != 0) || resp.info().version() != spec.version) {
       return Status::Internal("ranged GET of " + std::to_string(n) + " bytes returned " +
-                              std::to_string(payload) + " bytes of version " +
+                              std::to_string(got) + " bytes of version " +
                               std::to_string(resp.info().version()));
     }
+    if (shared) return Status::OK();  // the server wrote them in place
     st = lease->ReadPayload(dst, n, deadline);
     if (st.ok()) return st;
     if (!spec.impl->ShouldRetry(st, attempt)) return st;
@@ -128,6 +141,34 @@ struct ChunkJob {
     return error;
   }
 };
+
+// Fetches [start, start + bytes) of the range of `spec` into `dst` in chunks, on the calling
+// thread and up to parallel_chunks - 1 workers. `first` (may be null) runs on the calling thread
+// before it joins in; its failure fails the whole.
+Status FetchParallel(const RangeSpec& spec, uint64_t start, uint64_t bytes, char* dst,
+                     const std::function<Status()>& first) {
+  const ClientOptions& options = spec.impl->options();
+  auto job = std::make_shared<ChunkJob>();
+  job->spec = spec;
+  job->start = start;
+  job->bytes = bytes;
+  job->chunk = options.chunk_bytes;
+  job->dst = dst;
+  job->count = static_cast<size_t>((bytes + job->chunk - 1) / job->chunk);
+  // The calling thread is one of the parallel_chunks readers.
+  size_t helpers = std::min<size_t>(job->count, options.parallel_chunks - 1);
+  if (!first && helpers == job->count) --helpers;
+  for (size_t i = 0; i < helpers; ++i) spec.impl->workers().Submit([job] { job->Run(); });
+  if (first) {
+    Status st = first();
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> lock(job->mu);
+      if (job->error.ok()) job->error = st;
+    }
+  }
+  job->Run();
+  return job->Wait();
+}
 
 class Reader final : public ObjectReader {
  public:
@@ -212,25 +253,10 @@ class Reader final : public ObjectReader {
 
   // Fills dst[0, want): the pending payload on this thread, the rest in parallel chunks.
   Status ReadParallel(char* dst, uint64_t want) {
-    uint64_t head = active_left_;
-    auto job = std::make_shared<ChunkJob>();
-    job->spec = spec_;
-    job->start = pos_ + head;
-    job->bytes = want - head;
-    job->chunk = impl_.options().chunk_bytes;
-    job->dst = dst + head;
-    job->count = static_cast<size_t>((job->bytes + job->chunk - 1) / job->chunk);
-    // The calling thread is one of the parallel_chunks readers.
-    size_t helpers = std::min<size_t>(job->count, impl_.options().parallel_chunks - 1);
-    if (head == 0 && helpers == job->count) --helpers;
-    for (size_t i = 0; i < helpers; ++i) impl_.workers().Submit([job] { job->Run(); });
-    Status head_status = ReadActive(dst, head);
-    if (!head_status.ok()) {
-      std::lock_guard<std::mutex> lock(job->mu);
-      if (job->error.ok()) job->error = head_status;
-    }
-    job->Run();
-    return job->Wait();
+    const uint64_t head = active_left_;
+    std::function<Status()> first;
+    if (head != 0) first = [&] { return ReadActive(dst, head); };
+    return FetchParallel(spec_, pos_ + head, want - head, dst + head, first);
   }
 
   Client::Impl& impl_;
@@ -243,15 +269,22 @@ class Reader final : public ObjectReader {
   Status failed_;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<ObjectReader>> OpenReader(Client::Impl& impl, std::string_view bucket,
-                                                 std::string_view key, const GetOptions& options) {
+// The first GET of an object: its range as asked, and the first chunk of it.
+proto::GetRequest FirstGet(const Client::Impl& impl, std::string_view bucket, std::string_view key,
+                           const GetOptions& options) {
   proto::GetRequest req;
   req.set_bucket(std::string(bucket));
   req.set_key(std::string(key));
   rpc::ToProto(options, req.mutable_options());
   req.set_max_bytes(impl.options().chunk_bytes);
+  return req;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ObjectReader>> OpenReader(Client::Impl& impl, std::string_view bucket,
+                                                 std::string_view key, const GetOptions& options) {
+  proto::GetRequest req = FirstGet(impl, bucket, key, options);
   Lease lease;
   proto::GetResponse resp;
   uint64_t payload = 0;
@@ -264,6 +297,37 @@ Result<std::unique_ptr<ObjectReader>> OpenReader(Client::Impl& impl, std::string
   return std::unique_ptr<ObjectReader>(new Reader(impl, std::move(spec),
                                                   rpc::FromProto(resp.info()), resp.length(),
                                                   std::move(lease), payload));
+}
+
+Result<size_t> GetShared(Client::Impl& impl, std::string_view bucket, std::string_view key,
+                         std::span<char> buf, const proto::SharedRange& range,
+                         const GetOptions& options) {
+  proto::GetRequest req = FirstGet(impl, bucket, key, options);
+  *req.mutable_into() = range;
+  Lease lease;
+  proto::GetResponse resp;
+  uint64_t payload = 0;
+  RETURN_IF_ERROR(SendGet(impl, req, impl.NewDeadline(), &lease, &resp, &payload));
+  lease.Reset();  // nothing is pending on it (else it is closed)
+  const uint64_t length = resp.length();
+  if (payload != 0 || resp.shared_bytes() > std::min<uint64_t>(length, buf.size())) {
+    return Status::Internal("GET into a shared buffer answered " + std::to_string(payload) +
+                            " payload bytes and " + std::to_string(resp.shared_bytes()) +
+                            " written");
+  }
+  if (length > buf.size()) {
+    return Status::InvalidArgument("buffer of " + std::to_string(buf.size()) +
+                                   " bytes is too small for the " + std::to_string(length) +
+                                   " bytes requested");
+  }
+  const uint64_t done = resp.shared_bytes();
+  if (done < length) {
+    RangeSpec spec{&impl,           std::string(bucket),  std::string(key),
+                   resp.offset(),   resp.info().version(), range.buffer(),
+                   buf.data() - range.offset()};
+    RETURN_IF_ERROR(FetchParallel(spec, done, length - done, buf.data() + done, nullptr));
+  }
+  return static_cast<size_t>(length);
 }
 
 }  // namespace granary::client

@@ -33,6 +33,16 @@ std::vector<Status> ObjectApi::DeleteMany(std::string_view bucket,
 
 Result<ObjectInfo> ObjectApi::Put(std::string_view bucket, std::string_view key,
                                   std::string_view data, PutOptions options) {
+  return PutBytes(bucket, key, data, std::move(options));
+}
+
+Result<size_t> ObjectApi::GetInto(std::string_view bucket, std::string_view key,
+                                  std::span<char> buf, const GetOptions& options) {
+  return GetBytesInto(bucket, key, buf, options);
+}
+
+Result<ObjectInfo> ObjectApi::PutBytes(std::string_view bucket, std::string_view key,
+                                       std::string_view data, PutOptions options) {
   options.expected_size = data.size();
   ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> writer,
                    BeginPut(bucket, key, std::move(options)));
@@ -53,8 +63,8 @@ Result<std::string> ObjectApi::Get(std::string_view bucket, std::string_view key
   return out;
 }
 
-Result<size_t> ObjectApi::GetInto(std::string_view bucket, std::string_view key,
-                                  std::span<char> buf, const GetOptions& options) {
+Result<size_t> ObjectApi::GetBytesInto(std::string_view bucket, std::string_view key,
+                                       std::span<char> buf, const GetOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> reader, Open(bucket, key, options));
   if (reader->length() > buf.size()) {
     return Status::InvalidArgument("buffer of " + std::to_string(buf.size()) +

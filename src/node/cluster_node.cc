@@ -346,7 +346,7 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
                      if (replica->Handles(call.method())) return replica->Handle(call);
                      if (ns->Handles(call.method())) return ns->Handle(call);
                      // The object methods, for the buckets whose partitions this node heads.
-                     return rpc_handlers::Dispatch(*ns, call);
+                     return rpc_handlers::Dispatch(*ns, nullptr, call);
                    }));
   if (impl->options.advertise.ends_with(":0")) {
     impl->options.advertise = impl->options.advertise.substr(0, impl->options.advertise.size() - 1) +

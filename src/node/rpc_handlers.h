@@ -6,11 +6,16 @@
 #include "granary/object_api.h"
 #include "rpc/server.h"
 
+namespace granary::rpc {
+class SharedBuffers;
+}
+
 namespace granary::node::rpc_handlers {
 
 // Answers one request. An error return closes the connection (the response could not be
-// completed); the API's own errors are answered, not returned.
-Status Dispatch(ObjectApi& api, rpc::ServerCall& call);
+// completed); the API's own errors are answered, not returned. `shared` (may be null: then
+// SHARE_BUFFER and shared ranges are answered kNotSupported) holds the server's shared buffers.
+Status Dispatch(ObjectApi& api, rpc::SharedBuffers* shared, rpc::ServerCall& call);
 
 // Bucket, metadata and listing methods (rpc_handlers_meta.cc).
 Status CreateBucket(ObjectApi& api, rpc::ServerCall& call);
@@ -28,9 +33,10 @@ Status ListParts(ObjectApi& api, rpc::ServerCall& call);
 Status ListMultipartUploads(ObjectApi& api, rpc::ServerCall& call);
 
 // Methods that move object bytes (rpc_handlers_data.cc).
-Status Put(ObjectApi& api, rpc::ServerCall& call);
+Status Put(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call);
 Status UploadPart(ObjectApi& api, rpc::ServerCall& call);
-Status Get(ObjectApi& api, rpc::ServerCall& call);
+Status Get(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call);
+Status ShareBuffer(rpc::SharedBuffers* shared, rpc::ServerCall& call);
 Status PutMany(ObjectApi& api, rpc::ServerCall& call);
 Status GetMany(ObjectApi& api, rpc::ServerCall& call);
 Status DeleteMany(ObjectApi& api, rpc::ServerCall& call);

@@ -6,9 +6,19 @@
 #include "node/rpc_handlers.h"
 #include "proto/object.pb.h"
 #include "rpc/object_convert.h"
+#include "rpc/shared_buffers.h"
 
 namespace granary::node::rpc_handlers {
 namespace {
+
+// Commits `writer` and answers with the object's info, or with the failure.
+Status CommitAndRespond(rpc::ServerCall& call, ObjectWriter& writer) {
+  Result<ObjectInfo> info = writer.Commit();
+  if (!info.ok()) return call.Respond(info.status());
+  proto::PutResponse resp;
+  rpc::ToProto(*info, resp.mutable_info());
+  return call.Respond(resp);
+}
 
 // Streams the request payload into `writer` and commits it. An API error is answered after the
 // rest of the payload has been read away (by the server); a broken connection is returned.
@@ -20,11 +30,7 @@ Status StreamIntoWriter(rpc::ServerCall& call, ObjectWriter& writer) {
     Status st = writer.Append(std::string_view(buf.data(), n));
     if (!st.ok()) return call.Respond(st);
   }
-  Result<ObjectInfo> info = writer.Commit();
-  if (!info.ok()) return call.Respond(info.status());
-  proto::PutResponse resp;
-  rpc::ToProto(*info, resp.mutable_info());
-  return call.Respond(resp);
+  return CommitAndRespond(call, writer);
 }
 
 // The size a writer should expect: the stated one, else the payload's length when it is known.
@@ -39,13 +45,67 @@ Result<uint64_t> ExpectedSize(const rpc::ServerCall& call, uint64_t stated) {
   return call.payload_length();
 }
 
+// The range `range` of the caller's shared buffers; kNotSupported when this server offers none.
+Result<std::span<char>> SharedRange(const rpc::SharedBuffers* shared, const rpc::ServerCall& call,
+                                    const proto::SharedRange& range,
+                                    std::shared_ptr<const void>* keep) {
+  if (shared == nullptr) {
+    return Status::NotSupported("this server offers no shared buffers; send the bytes instead");
+  }
+  return shared->Find(call.access_key(), range.buffer(), range.offset(), range.length(), keep);
+}
+
+// Fills `dst` from `reader`; kInternal if the reader ends first.
+Result<size_t> ReadFull(ObjectReader& reader, std::span<char> dst) {
+  size_t got = 0;
+  while (got < dst.size()) {
+    ASSIGN_OR_RETURN(size_t n, reader.Read(dst.subspan(got)));
+    if (n == 0) {
+      return Status::Internal("object reader ended " + std::to_string(dst.size() - got) +
+                              " bytes before its stated length");
+    }
+    got += n;
+  }
+  return got;
+}
+
+// Appends `data` to `writer` in pieces of the size the socket path uses, and commits it.
+Status WriteFromMemory(rpc::ServerCall& call, ObjectWriter& writer, std::span<const char> data) {
+  const size_t piece = call.buffer().size();
+  for (size_t pos = 0; pos < data.size(); pos += piece) {
+    Status st = writer.Append(std::string_view(data.data() + pos,
+                                               std::min(piece, data.size() - pos)));
+    if (!st.ok()) return call.Respond(st);
+  }
+  return CommitAndRespond(call, writer);
+}
+
 }  // namespace
 
-Status Put(ObjectApi& api, rpc::ServerCall& call) {
+Status Put(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call) {
   proto::PutRequest req;
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
   PutOptions options = rpc::FromProto(req.options());
+  if (req.has_from()) {
+    // The bytes are in the caller's shared buffer; the request has no payload.
+    if (call.payload_chunked() || call.payload_length() != 0) {
+      return call.Respond(Status::InvalidArgument("a PUT from a shared buffer has no payload"));
+    }
+    std::shared_ptr<const void> keep;
+    Result<std::span<char>> data = SharedRange(shared, call, req.from(), &keep);
+    if (!data.ok()) return call.Respond(data.status());
+    if (options.expected_size != UINT64_MAX && options.expected_size != data->size()) {
+      return call.Respond(Status::InvalidArgument(
+          "expected_size " + std::to_string(options.expected_size) + " differs from the " +
+          std::to_string(data->size()) + " bytes of the shared range"));
+    }
+    options.expected_size = data->size();
+    Result<std::unique_ptr<ObjectWriter>> writer =
+        api.BeginPut(req.bucket(), req.key(), std::move(options));
+    if (!writer.ok()) return call.Respond(writer.status());
+    return WriteFromMemory(call, **writer, *data);
+  }
   Result<uint64_t> expected = ExpectedSize(call, options.expected_size);
   if (!expected.ok()) return call.Respond(expected.status());
   options.expected_size = *expected;
@@ -67,7 +127,7 @@ Status UploadPart(ObjectApi& api, rpc::ServerCall& call) {
   return StreamIntoWriter(call, **writer);
 }
 
-Status Get(ObjectApi& api, rpc::ServerCall& call) {
+Status Get(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call) {
   proto::GetRequest req;
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
@@ -84,23 +144,22 @@ Status Get(ObjectApi& api, rpc::ServerCall& call) {
   if (req.max_bytes() != 0) send = std::min(send, req.max_bytes());
   send = std::min(send, kMaxSinglePutBytes);
 
+  if (req.has_into()) {
+    // Straight from the disks into the caller's shared buffer; the response has no payload.
+    std::shared_ptr<const void> keep;
+    Result<std::span<char>> into = SharedRange(shared, call, req.into(), &keep);
+    if (!into.ok()) return call.Respond(into.status());
+    Result<size_t> got = ReadFull(reader, into->first(std::min<uint64_t>(send, into->size())));
+    if (!got.ok()) return call.Respond(got.status());
+    resp.set_shared_bytes(*got);
+    return call.Respond(resp);
+  }
+
   // Fill the first piece before answering, so that an early read error is an answer, and so
   // that a small object goes out with its header in one system call.
   std::span<char> buf = call.buffer();
-  auto fill = [&](size_t want) -> Result<size_t> {
-    size_t got = 0;
-    while (got < want) {
-      ASSIGN_OR_RETURN(size_t n, reader.Read(buf.subspan(got, want - got)));
-      if (n == 0) {
-        return Status::Internal("object reader ended " + std::to_string(want - got) +
-                                " bytes before its stated length");
-      }
-      got += n;
-    }
-    return got;
-  };
   size_t first_len = static_cast<size_t>(std::min<uint64_t>(send, buf.size()));
-  Result<size_t> first = fill(first_len);
+  Result<size_t> first = ReadFull(reader, buf.first(first_len));
   if (!first.ok()) return call.Respond(first.status());
   RETURN_IF_ERROR(call.BeginResponse(resp, send, std::string_view(buf.data(), first_len)));
   uint64_t left = send - first_len;
@@ -108,12 +167,30 @@ Status Get(ObjectApi& api, rpc::ServerCall& call) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
     // A read error now cannot be answered (the header said OK): the connection closes and the
     // client sees a cut-short payload.
-    Result<size_t> got = fill(want);
+    Result<size_t> got = ReadFull(reader, buf.first(want));
     if (!got.ok()) return got.status().WithContext("GET " + req.bucket() + "/" + req.key());
     RETURN_IF_ERROR(call.WritePayload(std::string_view(buf.data(), want)));
     left -= want;
   }
   return Status::OK();
+}
+
+Status ShareBuffer(rpc::SharedBuffers* shared, rpc::ServerCall& call) {
+  proto::ShareBufferRequest req;
+  Status st;
+  if (!ParseRequest(call, &req, &st)) return st;
+  if (shared == nullptr) {
+    return call.Respond(Status::NotSupported("this server offers no shared buffers"));
+  }
+  Result<rpc::SharedBuffers::Created> created = shared->Create(call.access_key(), req.bytes());
+  if (!created.ok()) return call.Respond(created.status());
+  // The buffer lives as long as this connection.
+  call.KeepUntilClosed(std::move(created->anchor));
+  proto::ShareBufferResponse resp;
+  resp.set_buffer(created->id);
+  resp.set_door(created->door);
+  resp.set_token(created->token);
+  return call.Respond(resp);
 }
 
 Status PutMany(ObjectApi& api, rpc::ServerCall& call) {

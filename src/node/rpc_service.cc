@@ -3,7 +3,9 @@
 #include "node/kv_service.h"
 #include "node/rpc_handlers.h"
 #include "proto/object.pb.h"
+#include "common/logging.h"
 #include "rpc/server.h"
+#include "rpc/shared_buffers.h"
 
 namespace granary::node {
 
@@ -20,7 +22,7 @@ bool ParseRequest(rpc::ServerCall& call, google::protobuf::MessageLite* message,
   return false;
 }
 
-Status Dispatch(ObjectApi& api, rpc::ServerCall& call) {
+Status Dispatch(ObjectApi& api, rpc::SharedBuffers* shared, rpc::ServerCall& call) {
   switch (call.method()) {
     case proto::CREATE_BUCKET:
       return CreateBucket(api, call);
@@ -31,9 +33,9 @@ Status Dispatch(ObjectApi& api, rpc::ServerCall& call) {
     case proto::LIST_BUCKETS:
       return ListBuckets(api, call);
     case proto::PUT:
-      return Put(api, call);
+      return Put(api, shared, call);
     case proto::GET:
-      return Get(api, call);
+      return Get(api, shared, call);
     case proto::HEAD:
       return Head(api, call);
     case proto::DELETE:
@@ -60,6 +62,8 @@ Status Dispatch(ObjectApi& api, rpc::ServerCall& call) {
       return ListParts(api, call);
     case proto::LIST_MULTIPART_UPLOADS:
       return ListMultipartUploads(api, call);
+    case proto::SHARE_BUFFER:
+      return ShareBuffer(shared, call);
     default:
       return call.Respond(Status::NotSupported("method " + std::to_string(call.method()) +
                                                " is not supported by this server"));
@@ -68,7 +72,9 @@ Status Dispatch(ObjectApi& api, rpc::ServerCall& call) {
 
 }  // namespace rpc_handlers
 
-RpcService::RpcService(std::unique_ptr<rpc::Server> server) : server_(std::move(server)) {}
+RpcService::RpcService(std::unique_ptr<rpc::SharedBuffers> shared,
+                       std::unique_ptr<rpc::Server> server)
+    : shared_(std::move(shared)), server_(std::move(server)) {}
 RpcService::~RpcService() { Stop(); }
 
 Result<std::unique_ptr<RpcService>> RpcService::Start(ObjectApi& api, SecretLookup secrets,
@@ -78,16 +84,31 @@ Result<std::unique_ptr<RpcService>> RpcService::Start(ObjectApi& api, SecretLook
   server_options.listen = std::move(options.listen);
   server_options.max_connections = options.max_connections;
   server_options.secrets = std::move(secrets);
+  std::unique_ptr<rpc::SharedBuffers> shared;
+  if (options.shared_buffers) {
+    Result<std::unique_ptr<rpc::SharedBuffers>> opened = rpc::SharedBuffers::Open();
+    if (opened.ok()) {
+      shared = std::move(*opened);
+    } else {
+      GLOG_WARN("rpc: no shared buffers for clients on this host: {}",
+                opened.status().ToString());
+    }
+  }
   ObjectApi* target = &api;
+  rpc::SharedBuffers* buffers = shared.get();
   ASSIGN_OR_RETURN(std::unique_ptr<rpc::Server> server,
-                   rpc::Server::Start(std::move(server_options), [target, kv](rpc::ServerCall& call) {
-                     if (kv != nullptr && kv->Handles(call.method())) return kv->Dispatch(call);
-                     return rpc_handlers::Dispatch(*target, call);
-                   }));
-  return std::unique_ptr<RpcService>(new RpcService(std::move(server)));
+                   rpc::Server::Start(std::move(server_options),
+                                      [target, kv, buffers](rpc::ServerCall& call) {
+                                        if (kv != nullptr && kv->Handles(call.method())) {
+                                          return kv->Dispatch(call);
+                                        }
+                                        return rpc_handlers::Dispatch(*target, buffers, call);
+                                      }));
+  return std::unique_ptr<RpcService>(new RpcService(std::move(shared), std::move(server)));
 }
 
 uint16_t RpcService::port() const { return server_->port(); }
+size_t RpcService::shared_buffers() const { return shared_ ? shared_->size() : 0; }
 void RpcService::Stop() { server_->Stop(); }
 
 }  // namespace granary::node

@@ -16,6 +16,7 @@
 
 namespace granary::rpc {
 class Server;
+class SharedBuffers;
 }
 
 namespace granary::node {
@@ -25,6 +26,8 @@ class KvService;
 struct RpcServiceOptions {
   std::string listen = "127.0.0.1:9100";  // "host:port"; port 0 picks a free one
   int max_connections = 4096;
+  // Offer shared buffers (rpc/shared_buffers.h) to clients on this host.
+  bool shared_buffers = true;
 };
 
 class RpcService {  // Thread-safe.
@@ -38,11 +41,14 @@ class RpcService {  // Thread-safe.
   ~RpcService();  // stops
 
   uint16_t port() const;  // the bound port
+  // Shared buffers registered now (rpc/shared_buffers.h); 0 when none are offered.
+  size_t shared_buffers() const;
   // Closes the listener and all connections and waits for their threads. Idempotent.
   void Stop();
 
  private:
-  explicit RpcService(std::unique_ptr<rpc::Server> server);
+  RpcService(std::unique_ptr<rpc::SharedBuffers> shared, std::unique_ptr<rpc::Server> server);
+  std::unique_ptr<rpc::SharedBuffers> shared_;  // null when not offered; outlives server_
   std::unique_ptr<rpc::Server> server_;
 };
 

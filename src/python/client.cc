@@ -384,6 +384,7 @@ subclasses carrying the server's code and message.)doc");
   RegisterObjectMethods(cls);
   RegisterBatchMethods(cls);
   RegisterMultipartMethods(cls);
+  RegisterSharedBuffer(m, cls);
 }
 
 }  // namespace granary::python

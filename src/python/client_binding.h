@@ -83,6 +83,8 @@ Conditions ToConditions(py::handle if_match, py::handle if_none_match, py::handl
 
 // Registration of the methods, split by theme over client.cc and client_batch.cc.
 void RegisterClient(py::module_& m);
+// granary._granary.SharedBuffer and Client.shared_buffer (shared_buffer.cc).
+void RegisterSharedBuffer(py::module_& m, py::class_<PyClient>& client);
 void RegisterBatchMethods(py::class_<PyClient>& cls);
 void RegisterMultipartMethods(py::class_<PyClient>& cls);
 

@@ -49,6 +49,10 @@ Result<Lease> ConnectionPool::Acquire(Deadline deadline) {
   return Lease(this, std::move(*conn));
 }
 
+Result<std::unique_ptr<ClientConnection>> ConnectionPool::ConnectDetached(Deadline deadline) {
+  return ClientConnection::Connect(io_, address_, access_key_, secret_key_, deadline);
+}
+
 void ConnectionPool::Release(std::unique_ptr<ClientConnection> conn) {
   bool reuse = conn->idle();
   if (!reuse) conn.reset();  // closes the socket: the server abandons what was in progress

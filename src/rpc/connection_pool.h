@@ -55,6 +55,10 @@ class ConnectionPool {
   // cannot be reached or the deadline passes; kUnauthenticated if it refuses the credentials.
   Result<Lease> Acquire(Deadline deadline);
 
+  // A new connection of its own, outside the pool and its maximum: the caller owns it and must
+  // destroy it before the pool.
+  Result<std::unique_ptr<ClientConnection>> ConnectDetached(Deadline deadline);
+
   const std::string& address() const { return address_; }
 
  private:

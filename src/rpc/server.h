@@ -58,6 +58,8 @@ class ServerCall {
   virtual Result<size_t> ReadPayload(std::span<char> buf) = 0;
   // The connection's reusable buffer of ServerOptions::buffer_bytes.
   virtual std::span<char> buffer() = 0;
+  // Keeps `held` until the connection closes (the peer leaves or dies, or the server stops).
+  virtual void KeepUntilClosed(std::shared_ptr<void> held) = 0;
 
   // Responses. Exactly one per request: an error or empty success,
   virtual Status Respond(const Status& status) = 0;

@@ -13,6 +13,11 @@ ServerConnection::ServerConnection(std::unique_ptr<Socket> socket, const ServerO
     : socket_(std::move(socket)), options_(options), handler_(handler), verifier_(verifier) {}
 
 void ServerConnection::Serve() {
+  ServeRequests();
+  held_.clear();  // what the connection anchored goes as soon as it ends
+}
+
+void ServerConnection::ServeRequests() {
   for (;;) {
     bool idle_eof = false;
     Status st = ReadRequest(&idle_eof);

@@ -32,6 +32,7 @@ class ServerConnection final : public ServerCall {
   uint64_t payload_length() const override { return prefix_.payload_length; }
   Result<size_t> ReadPayload(std::span<char> buf) override;
   std::span<char> buffer() override;
+  void KeepUntilClosed(std::shared_ptr<void> held) override { held_.push_back(std::move(held)); }
   Status Respond(const Status& status) override;
   Status Respond(const google::protobuf::MessageLite& body,
                  std::span<const std::string_view> payload) override;
@@ -40,6 +41,7 @@ class ServerConnection final : public ServerCall {
   Status WritePayload(std::string_view data) override;
 
  private:
+  void ServeRequests();
   // Reads one request's prefix and header. `*idle_eof` when the peer left between requests.
   Status ReadRequest(bool* idle_eof);
   // Handles the Hello; an error means the connection must close.
@@ -69,6 +71,7 @@ class ServerConnection final : public ServerCall {
   uint64_t response_payload_left_ = 0;
   std::string out_;  // encoded prefix and header of the response; capacity reused
   std::vector<char> buffer_;
+  std::vector<std::shared_ptr<void>> held_;  // released when the connection ends
 };
 
 }  // namespace granary::rpc

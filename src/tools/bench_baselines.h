@@ -28,6 +28,13 @@ class BlobTarget {
   virtual Status Put(std::string_view key, std::string_view value) = 0;
   // Reads the whole value of `key` into `*value`.
   virtual Status Get(std::string_view key, std::string* value) = 0;
+  // Reads the whole value of `key` and returns it, valid until the calling thread's next call:
+  // in `*scratch` (through Get), or for a target that delivers into memory of its own (shared
+  // buffers), there.
+  virtual Result<std::string_view> Read(std::string_view key, std::string* scratch) {
+    RETURN_IF_ERROR(Get(key, scratch));
+    return std::string_view(*scratch);
+  }
   // Makes the next reads come from the device rather than memory: flushes what the store
   // buffers in memory and drops the page cache of its files (posix_fadvise DONTNEED).
   virtual Status DropCaches() = 0;

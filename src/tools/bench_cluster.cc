@@ -285,7 +285,7 @@ void MeasureObjects(BenchContext& ctx, BenchReport& report, const ClusterBenchOp
   const std::string size = std::to_string(o.object_kib) + "k";
   auto single = RunTarget(ctx, o.threads, o.seconds, "objects single node",
                           [&](const std::string& dir) {
-                            return OpenNativeServerTarget(dir, o.threads);
+                            return OpenNativeTarget(dir, o.threads, /*shared=*/false);
                           },
                           keys, values);
   if (!single.ok()) ctx.BaselineFailed("single-node server", single.status());

@@ -9,9 +9,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <thread>
 
 #include "common/crypto.h"
 #include "granary/client.h"
@@ -175,9 +178,13 @@ class S3Target final : public DoorTarget {
 };
 
 // The native client; gets read straight into the caller's buffer once it has the right size.
+// With `shared`, each client thread puts from and gets into a shared buffer of its own
+// (Client::AllocateShared), so that no object byte crosses the socket; a put first copies its
+// value into that buffer, as a program producing the bytes elsewhere would.
 class NativeTarget final : public DoorTarget {
  public:
-  std::string name() const override { return "native"; }
+  explicit NativeTarget(bool shared) : shared_(shared) {}
+  std::string name() const override { return shared_ ? "native-shm" : "native"; }
   Status Connect(int connections) {
     ClientOptions o;
     o.max_connections = connections;
@@ -188,9 +195,26 @@ class NativeTarget final : public DoorTarget {
     return Status::OK();
   }
   Status Put(std::string_view key, std::string_view value) override {
+    if (shared_) {
+      ASSIGN_OR_RETURN(SharedBuffer * buffer, ThreadBuffer(value.size()));
+      std::memcpy(buffer->data(), value.data(), value.size());
+      value = std::string_view(buffer->data(), value.size());
+    }
     return client_->Put(kBucket, HexEncode(key), value).status();
   }
+  Result<std::string_view> Read(std::string_view key, std::string* scratch) override {
+    if (!shared_) return BlobTarget::Read(key, scratch);
+    Result<SharedBuffer*> buffer = ThreadBuffer(0);
+    if (!buffer.ok()) return buffer.status();
+    ASSIGN_OR_RETURN(size_t n, client_->GetInto(kBucket, HexEncode(key), (*buffer)->bytes()));
+    return std::string_view((*buffer)->data(), n);
+  }
   Status Get(std::string_view key, std::string* value) override {
+    if (shared_) {
+      ASSIGN_OR_RETURN(std::string_view got, Read(key, value));
+      value->assign(got);
+      return Status::OK();
+    }
     if (!value->empty()) {
       auto n = client_->GetInto(kBucket, HexEncode(key), std::span<char>(value->data(), value->size()));
       if (n.ok() && *n == value->size()) return Status::OK();
@@ -200,12 +224,33 @@ class NativeTarget final : public DoorTarget {
     return Status::OK();
   }
   Status Close() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      buffers_.clear();
+    }
     client_.reset();
     return DoorTarget::Close();
   }
 
  private:
+  // The calling thread's shared buffer, made on its first call, of the size of a value (`bytes`,
+  // or for a get the size of the values put: every value of a run has the same size).
+  Result<SharedBuffer*> ThreadBuffer(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (bytes != 0) value_bytes_ = bytes;
+    std::unique_ptr<SharedBuffer>& buffer = buffers_[std::this_thread::get_id()];
+    if (!buffer) {
+      if (value_bytes_ == 0) return Status::Internal("a get before any put");
+      ASSIGN_OR_RETURN(buffer, client_->AllocateShared(value_bytes_));
+    }
+    return buffer.get();
+  }
+
+  const bool shared_;
   std::unique_ptr<Client> client_;
+  std::mutex mu_;
+  std::map<std::thread::id, std::unique_ptr<SharedBuffer>> buffers_;  // GUARDED_BY(mu_)
+  size_t value_bytes_ = 0;                                            // GUARDED_BY(mu_)
 };
 
 std::string SizeName(int kib) {
@@ -234,44 +279,58 @@ int RunObjectBench(ObjectBenchOptions o) {
   report.SetMachine(DescribeMachine(o.dir));
   report.SetConfig({{"threads", o.threads}, {"seconds", o.seconds}, {"sizes_kib", o.sizes_kib},
                     {"max_gib", o.max_gib}});
-  const std::string door = o.door == "s3" ? "s3" : "native";
-  Opener open_door = [&](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
-    if (o.door == "s3") {
+  // The doors measured: S3, or the native client over its socket and through shared buffers.
+  std::vector<std::pair<std::string, Opener>> doors;
+  if (o.door == "s3") {
+    doors.emplace_back("s3", [](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
       auto t = std::make_unique<S3Target>();
       RETURN_IF_ERROR(t->Start(dir));
       return std::unique_ptr<BlobTarget>(std::move(t));
+    });
+  } else {
+    for (bool shared : {false, true}) {
+      doors.emplace_back(shared ? "native-shm" : "native",
+                         [&o, shared](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
+                           return OpenNativeTarget(dir, o.threads, shared);
+                         });
     }
-    return OpenNativeServerTarget(dir, o.threads);
-  };
+  }
   const uint64_t max_bytes = static_cast<uint64_t>(o.max_gib * double(1ull << 30));
   for (int kib : o.sizes_kib) {
     const size_t length = static_cast<size_t>(kib) * 1024;
     const std::string size = SizeName(kib);
     const KeySet keys(std::clamp<uint64_t>(max_bytes / length, 16, 1 << 20), 16, 0x0b + kib);
     const ValueSet values(std::clamp<size_t>((256u << 20) / length, 2, 256), length, 0x0c + kib);
-    auto granary = RunTarget(ctx, o.threads, o.seconds, size + "-" + door, open_door, keys, values);
-    if (!granary.ok()) {
-      std::cerr << "error: " << granary.status().ToString() << std::endl;
-      report.AddError(granary.status().ToString());
-      continue;
+    std::vector<std::pair<std::string, Figures>> measured;
+    for (const auto& [door, open_door] : doors) {
+      auto granary = RunTarget(ctx, o.threads, o.seconds, size + "-" + door, open_door, keys, values);
+      if (!granary.ok()) {
+        std::cerr << "error: " << granary.status().ToString() << std::endl;
+        report.AddError(granary.status().ToString());
+        continue;
+      }
+      measured.emplace_back(door, std::move(*granary));
     }
+    if (measured.empty()) continue;
     auto engine = RunTarget(ctx, o.threads, o.seconds, size + "-engine", OpenGranaryTarget, keys, values);
     if (!engine.ok()) ctx.BaselineFailed(size + " engine", engine.status());
     auto files = RunTarget(ctx, o.threads, o.seconds, size + "-files", OpenFilesTarget, keys, values);
     if (!files.ok()) ctx.BaselineFailed(size + " files", files.status());
     const Figures none;
     for (int get = 0; get < 2; ++get) {
-      for (const Result<Figures>* b : {&engine, &files}) {
-        const Figures& base = b->ok() ? **b : none;
-        BenchRow row;
-        row.name = size + (get ? " get " : " put ") + door;
-        row.unit = "MB/s";
-        row.granary = get ? granary->get_mbps : granary->put_mbps;
-        row.baseline = b == &engine ? "engine" : "files";
-        if (base.ok) row.baseline_value = get ? base.get_mbps : base.put_mbps;
-        row.details = {{door, get ? granary->get_json : granary->put_json}};
-        if (base.ok) row.details[row.baseline] = get ? base.get_json : base.put_json;
-        report.Add(std::move(row));
+      for (const auto& [door, granary] : measured) {
+        for (const Result<Figures>* b : {&engine, &files}) {
+          const Figures& base = b->ok() ? **b : none;
+          BenchRow row;
+          row.name = size + (get ? " get " : " put ") + door;
+          row.unit = "MB/s";
+          row.granary = get ? granary.get_mbps : granary.put_mbps;
+          row.baseline = b == &engine ? "engine" : "files";
+          if (base.ok) row.baseline_value = get ? base.get_mbps : base.put_mbps;
+          row.details = {{door, get ? granary.get_json : granary.put_json}};
+          if (base.ok) row.details[row.baseline] = get ? base.get_json : base.put_json;
+          report.Add(std::move(row));
+        }
       }
     }
   }
@@ -282,9 +341,9 @@ int RunObjectBench(ObjectBenchOptions o) {
 
 }  // namespace
 
-Result<std::unique_ptr<BlobTarget>> OpenNativeServerTarget(const std::string& dir,
-                                                           int connections) {
-  auto t = std::make_unique<NativeTarget>();
+Result<std::unique_ptr<BlobTarget>> OpenNativeTarget(const std::string& dir, int connections,
+                                                     bool shared) {
+  auto t = std::make_unique<NativeTarget>(shared);
   RETURN_IF_ERROR(t->Start(dir));
   RETURN_IF_ERROR(t->Connect(connections));
   return std::unique_ptr<BlobTarget>(std::move(t));

@@ -33,8 +33,9 @@ Result<Figures> RunTarget(BenchContext& ctx, int threads, double seconds, const 
                           const Opener& open, const KeySet& keys, const ValueSet& values);
 
 // A single-node server of this process (bench_objects.cc) with a bucket "bench", through the
-// native client with `connections` connections: the baseline of the cluster's object figures.
-Result<std::unique_ptr<BlobTarget>> OpenNativeServerTarget(const std::string& dir,
-                                                           int connections);
+// native client with `connections` connections (the baseline of the cluster's object figures),
+// over its socket or, when `shared`, through shared buffers.
+Result<std::unique_ptr<BlobTarget>> OpenNativeTarget(const std::string& dir, int connections,
+                                                     bool shared);
 
 }  // namespace granary::tools

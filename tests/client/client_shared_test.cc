@@ -1,0 +1,145 @@
+// Client::AllocateShared: Put from and GetInto a shared buffer move the bytes through memory the
+// server maps too, whole, ranged and in parallel chunks; errors are the socket path's; the
+// server drops a buffer when its client destroys it.
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "client/client_fixture.h"
+
+namespace granary::testing {
+namespace {
+
+class ClientSharedTest : public ClientTest {
+ protected:
+  void SetUp() override {
+    ClientTest::SetUp();
+    ASSERT_OK(client_->CreateBucket("bkt"));
+  }
+  std::unique_ptr<SharedBuffer> Allocate(uint64_t bytes) {
+    auto buffer = client_->AllocateShared(bytes);
+    EXPECT_TRUE(buffer.ok()) << buffer.status().ToString();
+    return buffer.ok() ? std::move(*buffer) : nullptr;
+  }
+  // Waits for the server to have `n` shared buffers (it notices a closed anchor on its own time).
+  bool WaitForServerBuffers(size_t n) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (service_->shared_buffers() != n) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+};
+
+TEST_F(ClientSharedTest, PutAndGetThroughSharedMemoryOfEverySize) {
+  // 3.5 MiB with 1 MiB chunks: the first chunk with the response, the rest in parallel GETs.
+  for (size_t size : {size_t{1}, size_t{100}, size_t{64} << 10, (size_t{7} << 20) / 2}) {
+    SCOPED_TRACE(size);
+    const std::string data = Pattern(size, static_cast<uint32_t>(size));
+    auto out = Allocate(size + 4096);
+    auto in = Allocate(size + 4096);
+    ASSERT_TRUE(out && in);
+    // Not at the buffer's start: ranges are found by address anywhere inside.
+    std::memcpy(out->data() + 100, data.data(), size);
+    auto put = client_->Put("bkt", "k", std::string_view(out->data() + 100, size));
+    ASSERT_OK(put.status());
+    EXPECT_EQ(put->size, size);
+    // Read back over the socket: the same object.
+    auto plain = client_->Get("bkt", "k");
+    ASSERT_OK(plain.status());
+    EXPECT_TRUE(*plain == data);
+    auto got = client_->GetInto("bkt", "k", in->bytes().subspan(7));
+    ASSERT_OK(got.status());
+    ASSERT_EQ(*got, size);
+    EXPECT_EQ(std::memcmp(in->data() + 7, data.data(), size), 0);
+  }
+}
+
+TEST_F(ClientSharedTest, RangedGetIntoSharedMemory) {
+  const std::string data = Pattern(3 << 20, 9);
+  ASSERT_OK(client_->Put("bkt", "big", data).status());
+  auto in = Allocate(4 << 20);
+  ASSERT_NE(in, nullptr);
+  GetOptions range;
+  range.offset = (1 << 20) - 5;
+  range.length = (3 << 19) + 11;
+  auto got = client_->GetInto("bkt", "big", in->bytes(), range);
+  ASSERT_OK(got.status());
+  ASSERT_EQ(*got, range.length);
+  EXPECT_EQ(std::string_view(in->data(), *got),
+            std::string_view(data).substr(range.offset, range.length));
+}
+
+TEST_F(ClientSharedTest, ErrorsAreTheSocketPaths) {
+  auto in = Allocate(1 << 20);
+  ASSERT_NE(in, nullptr);
+  EXPECT_CODE(client_->GetInto("bkt", "missing", in->bytes()).status(), Code::kNotFound);
+  EXPECT_CODE(client_->GetInto("nobucket", "k", in->bytes()).status(), Code::kNoSuchBucket);
+  ASSERT_OK(client_->Put("bkt", "two", Pattern(2 << 20, 3)).status());
+  auto small = client_->GetInto("bkt", "two", in->bytes());
+  EXPECT_CODE(small.status(), Code::kInvalidArgument);
+  EXPECT_CODE(client_->Put("nobucket", "k", std::string_view(in->data(), 10)).status(),
+              Code::kNoSuchBucket);
+  PutOptions only_new;
+  only_new.conditions.if_none_match = "*";
+  EXPECT_CODE(client_->Put("bkt", "two", std::string_view(in->data(), 10), only_new).status(),
+              Code::kPreconditionFailed);
+  // Buffers beyond the server's limit are refused with a clear error.
+  EXPECT_CODE(client_->AllocateShared(0).status(), Code::kInvalidArgument);
+  EXPECT_CODE(client_->AllocateShared(uint64_t{1} << 40).status(), Code::kInvalidArgument);
+}
+
+TEST_F(ClientSharedTest, ServerDropsABufferItsClientDestroys) {
+  auto a = Allocate(1 << 20);
+  auto b = Allocate(1 << 20);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(service_->shared_buffers(), 2u);
+  a.reset();
+  EXPECT_TRUE(WaitForServerBuffers(1));
+  // The other still works.
+  std::memset(b->data(), 'x', 1000);
+  ASSERT_OK(client_->Put("bkt", "x", std::string_view(b->data(), 1000)).status());
+  auto got = client_->Get("bkt", "x");
+  ASSERT_OK(got.status());
+  EXPECT_EQ(*got, std::string(1000, 'x'));
+  // A whole client going away (as a killed process's sockets close) takes its buffers along.
+  b.reset();
+  auto other = Connect();
+  ASSERT_NE(other, nullptr);
+  auto c = other->AllocateShared(4096);
+  ASSERT_OK(c.status());
+  EXPECT_TRUE(WaitForServerBuffers(1));
+  c->reset();
+  other.reset();
+  EXPECT_TRUE(WaitForServerBuffers(0));
+}
+
+TEST_F(ClientSharedTest, ManyThreadsShareOneClient) {
+  constexpr int kThreads = 8;
+  std::vector<std::thread> threads;
+  std::vector<Status> results(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      results[t] = [&]() -> Status {
+        ASSIGN_OR_RETURN(std::unique_ptr<SharedBuffer> buf, client_->AllocateShared(256 << 10));
+        for (int i = 0; i < 20; ++i) {
+          const std::string data = Pattern(100'000 + i, static_cast<uint32_t>(t * 100 + i));
+          std::memcpy(buf->data(), data.data(), data.size());
+          const std::string key = "t" + std::to_string(t) + "/" + std::to_string(i);
+          RETURN_IF_ERROR(
+              client_->Put("bkt", key, std::string_view(buf->data(), data.size())).status());
+          std::memset(buf->data(), 0, buf->size());
+          ASSIGN_OR_RETURN(size_t n, client_->GetInto("bkt", key, buf->bytes()));
+          if (std::string_view(buf->data(), n) != data) return Status::Corruption(key);
+        }
+        return Status::OK();
+      }();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const Status& st : results) ASSERT_OK(st);
+}
+
+}  // namespace
+}  // namespace granary::testing

@@ -1,0 +1,94 @@
+"""granary.Client.shared_buffer against a real server on this host: put() of bytes inside a
+SharedBuffer and get_into() one move no object byte over the socket (counted by a TCP proxy put
+between the client and the server), numpy sees the buffer in place, and errors are the usual."""
+import gc
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import granary
+from conftest import make_client
+
+MiB = 1 << 20
+
+
+def test_put_and_get_into_move_no_bytes_over_the_socket(proxy, bucket):
+    size = 24 * MiB + 123  # several 4 MiB chunks: the rest of a get goes in parallel requests
+    data = np.random.default_rng(3).integers(0, 256, size, dtype=np.uint8)
+    with make_client(proxy.address) as client:
+        out = client.shared_buffer(size)
+        inp = client.shared_buffer(size + 10)
+        assert len(out) == size and "SharedBuffer" in repr(out)
+        np.frombuffer(out, dtype=np.uint8)[:] = data  # numpy writes into it in place
+        before = proxy.forwarded
+        info = client.put(bucket, "shm", out)
+        assert info.size == size
+        assert client.get_into(bucket, "shm", memoryview(inp)[10:]) == size
+        moved = proxy.forwarded - before
+        assert moved < 64 * 1024, f"{moved} bytes crossed the socket"
+        assert np.array_equal(np.frombuffer(inp, dtype=np.uint8)[10:], data)
+        # The same object read over the socket is the same bytes.
+        assert client.get(bucket, "shm", 5 * MiB, 100) == data[5 * MiB:5 * MiB + 100].tobytes()
+        # A range into a slice of the buffer.
+        view = memoryview(inp)[:1000]
+        assert client.get_into(bucket, "shm", view, 7, 1000) == 1000
+        assert bytes(view) == data[7:1007].tobytes()
+        # A slice of a buffer puts just that slice.
+        client.put(bucket, "part", memoryview(out)[100:200])
+        assert client.get(bucket, "part") == data[100:200].tobytes()
+
+
+def test_errors_are_the_usual(client, bucket):
+    buf = client.shared_buffer(MiB)
+    with pytest.raises(granary.NotFoundError):
+        client.get_into(bucket, "missing", buf)
+    client.put(bucket, "two", b"x" * (2 * MiB))
+    with pytest.raises(granary.InvalidArgumentError, match="too small"):
+        client.get_into(bucket, "two", buf)
+    with pytest.raises(granary.NoSuchBucketError):
+        client.put("no-such-bucket-here", "k", memoryview(buf)[:10])
+    with pytest.raises(ValueError, match="positive"):
+        client.shared_buffer(0)
+    with pytest.raises(granary.InvalidArgumentError, match="shared buffer"):
+        client.shared_buffer(1 << 40)
+
+
+def test_buffer_outlives_a_closed_client(server, bucket):
+    client = make_client(server.native_address)
+    buf = client.shared_buffer(4096)
+    client.put(bucket, "k", memoryview(buf)[:3])
+    client.close()
+    # The memory stays usable while referenced; it is freed on both sides when it goes.
+    memoryview(buf)[:3] = b"abc"
+    assert bytes(memoryview(buf)[:3]) == b"abc"
+    del buf
+    gc.collect()
+
+
+def test_a_killed_process_leaves_the_server_serving(server, bucket):
+    # A process holding shared buffers dies without closing anything; the server drops them
+    # (their connections close) and serves others on as before.
+    code = f"""
+import os, signal, granary
+c = granary.Client({server.native_address!r}, {server.access_key!r}, {server.secret_key!r})
+bufs = [c.shared_buffer(8 << 20) for _ in range(4)]
+memoryview(bufs[0])[:5] = b"hello"
+c.put({bucket!r}, "from-child", memoryview(bufs[0])[:5])
+print("ready", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    env = dict(os.environ)
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert child.returncode == -9, child.stderr
+    assert "ready" in child.stdout
+    with make_client(server.native_address) as client:
+        assert client.get(bucket, "from-child") == b"hello"
+        buf = client.shared_buffer(MiB)
+        memoryview(buf)[:4] = b"next"
+        client.put(bucket, "after", memoryview(buf)[:4])
+        assert client.get(bucket, "after") == b"next"
