@@ -61,6 +61,10 @@ class SharedBuffer {
   SharedBuffer(const SharedBuffer&) = delete;
   SharedBuffer& operator=(const SharedBuffer&) = delete;
 
+  // Allocates every page now (the first writes to them then take no page faults). kIOError if
+  // the system cannot.
+  Status Populate();
+
   std::span<char> bytes() const { return {data_, size_}; }
   char* data() const { return data_; }
   size_t size() const { return size_; }

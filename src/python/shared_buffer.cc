@@ -18,7 +18,7 @@ struct PySharedBuffer {
   }
 };
 
-std::unique_ptr<PySharedBuffer> Allocate(PyClient& self, int64_t nbytes) {
+std::unique_ptr<PySharedBuffer> Allocate(PyClient& self, int64_t nbytes, bool populate) {
   if (nbytes <= 0) throw py::value_error("nbytes must be positive, not " + std::to_string(nbytes));
   auto shared = std::make_unique<PySharedBuffer>();
   shared->client = self.client();
@@ -28,6 +28,7 @@ std::unique_ptr<PySharedBuffer> Allocate(PyClient& self, int64_t nbytes) {
         "shared buffers need a client of one server (granary.Client(address)), not a cluster's"));
   }
   shared->buffer = Unwrap(WithoutGil([&] { return client->AllocateShared(uint64_t(nbytes)); }));
+  if (populate) Check(WithoutGil([&] { return shared->buffer->Populate(); }));
   return shared;
 }
 
@@ -48,9 +49,10 @@ object byte over the socket. Freed on both sides when the last reference to it g
       .def("__repr__", [](const PySharedBuffer& b) {
         return "<granary.SharedBuffer of " + std::to_string(b.buffer->size()) + " bytes>";
       });
-  client.def("shared_buffer", &Allocate, py::arg("nbytes"),
+  client.def("shared_buffer", &Allocate, py::arg("nbytes"), py::arg("populate") = false,
              "A SharedBuffer of `nbytes` shared with the server, for zero-copy put() and "
-             "get_into() on the server's host. UnavailableError when the server runs on another "
+             "get_into() on the server's host; `populate`: allocate every page now, so that the "
+             "first writes take no page faults. UnavailableError when the server runs on another "
              "host, NotSupportedError when it offers none, InvalidArgumentError / NoSpaceError "
              "beyond its limits (4 GiB a buffer, 16 GiB per access key).");
 }

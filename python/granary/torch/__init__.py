@@ -34,6 +34,7 @@ import time
 import torch
 
 from .. import _granary
+from .. import errors as _errors
 from ..errors import InvalidArgumentError
 
 __all__ = ["Checkpointer", "SaveHandle"]
@@ -230,12 +231,24 @@ class SaveHandle:
 
 
 class _HostBuffer:
-    """Anonymous memory, populated when mapped (no page faults during the copy)."""
+    """Host memory a save copies the state into, populated when made (no page faults during the
+    copy). On the server's host it is memory shared with the server (Client.shared_buffer), so
+    that the upload moves no byte over the socket; elsewhere, anonymous memory."""
 
-    def __init__(self, nbytes):
+    def __init__(self, nbytes, client):
         self.nbytes = nbytes
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-        self._map = mmap.mmap(-1, max(nbytes, 1), flags=flags)
+        self._map = None
+        shared = getattr(client, "shared_buffer", None)
+        if shared is not None and nbytes > 0:
+            try:
+                self._map = shared(nbytes, populate=True)
+            except (_errors.UnavailableError, _errors.NotSupportedError,
+                    _errors.InvalidArgumentError, _errors.NoSpaceError):
+                pass  # another host, or beyond the server's limits: plain memory
+        if self._map is None:
+            flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+            self._map = mmap.mmap(-1, max(nbytes, 1), flags=flags)
+        self.shared = not isinstance(self._map, mmap.mmap)
         self.view = memoryview(self._map)
         self.tensor = torch.frombuffer(self._map, dtype=torch.uint8)
 
@@ -250,6 +263,7 @@ class Checkpointer:
     def __init__(self, client, run, *, chunk_bytes=16 << 20, parallel=8, trusted=False):
         self._native = _granary.Checkpointer(client, run, chunk_bytes=chunk_bytes,
                                              parallel=parallel)
+        self._client = client
         self.run = run
         self._trusted = trusted
         self._lock = threading.Lock()  # one save() at a time
@@ -312,7 +326,7 @@ class Checkpointer:
         spare, self._spare = self._spare, None
         if spare is not None and spare.nbytes >= nbytes and spare.nbytes <= 2 * nbytes + (64 << 20):
             return spare
-        return _HostBuffer(nbytes)
+        return _HostBuffer(nbytes, self._client)
 
     def _upload(self, handle, staged, buffer):
         try:
