@@ -52,7 +52,9 @@ struct ClientOptions {
 // host (Client::AllocateShared). A Put() of bytes inside a shared buffer and a GetInto() a range
 // of one move no object byte over the socket: the server reads them from, or writes them
 // straight into, this memory, and the request carries only where. The caller may use the bytes
-// like any memory, but must not change a range while a call on it runs.
+// like any memory, but must not change a range while a call on it runs. If the server restarts,
+// it forgets its buffers: the first call that finds this out goes over the socket instead, and
+// so do the buffer's later calls (allocate a new one to share again).
 //
 // Destroy it before its Client. Destroying it frees the memory on both sides.
 class SharedBuffer {

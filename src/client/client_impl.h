@@ -51,15 +51,20 @@ class Client::Impl {
               google::protobuf::MessageLite* response, bool idempotent);
 
   // The client's shared buffers (shared_buffer.cc), by where they are mapped in this process.
-  void AddShared(const char* base, size_t size, uint64_t id);
+  // `anchor` is the connection that keeps buffer `id` alive at the server.
+  void AddShared(const char* base, size_t size, uint64_t id, rpc::ClientConnection* anchor);
   void RemoveShared(const char* base);
   // The range of a shared buffer that holds [p, p + n), if one does (n > 0).
   std::optional<proto::SharedRange> SharedRangeOf(const char* p, size_t n) const;
+  // Whether the server has lost buffer `id` (its anchor closed: the server restarted). If so the
+  // buffer is forgotten: from now on it is plain memory, whose bytes go over the socket.
+  bool ForgetIfOrphaned(uint64_t id);
 
  private:
   struct Shared {
     size_t size;
     uint64_t id;
+    rpc::ClientConnection* anchor;
   };
   const ClientOptions options_;
   rpc::ConnectionPool pool_;

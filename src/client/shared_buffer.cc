@@ -37,9 +37,21 @@ Status SharedBuffer::Populate() {
   return Status::OK();
 }
 
-void Client::Impl::AddShared(const char* base, size_t size, uint64_t id) {
+void Client::Impl::AddShared(const char* base, size_t size, uint64_t id,
+                             rpc::ClientConnection* anchor) {
   MutexLock lock(&shared_mu_);
-  shared_[base] = Shared{size, id};
+  shared_[base] = Shared{size, id, anchor};
+}
+
+bool Client::Impl::ForgetIfOrphaned(uint64_t id) {
+  MutexLock lock(&shared_mu_);
+  for (auto it = shared_.begin(); it != shared_.end(); ++it) {
+    if (it->second.id != id) continue;
+    if (it->second.anchor->Reusable()) return false;
+    shared_.erase(it);
+    return true;
+  }
+  return true;  // forgotten already
 }
 
 void Client::Impl::RemoveShared(const char* base) {
@@ -89,14 +101,19 @@ Result<std::unique_ptr<SharedBuffer>> Client::AllocateShared(uint64_t bytes) {
   }
   if (base == MAP_FAILED) return Status::FromErrno(err, "mapping a shared buffer");
   char* data = static_cast<char*>(base);
-  impl_->AddShared(data, size, resp.buffer());
+  impl_->AddShared(data, size, resp.buffer(), state->anchor.get());
   return std::unique_ptr<SharedBuffer>(new SharedBuffer(std::move(state), data, size));
 }
 
 Result<ObjectInfo> Client::PutBytes(std::string_view bucket, std::string_view key,
                                     std::string_view data, PutOptions options) {
   if (auto range = impl_->SharedRangeOf(data.data(), data.size())) {
-    return client::PutShared(*impl_, bucket, key, *range, std::move(options));
+    Result<ObjectInfo> put = client::PutShared(*impl_, bucket, key, *range, options);
+    // A server that restarted answers that it has no such buffer: nothing was stored.
+    if (put.ok() || put.status().code() != Code::kInvalidArgument ||
+        !impl_->ForgetIfOrphaned(range->buffer())) {
+      return put;
+    }
   }
   return ObjectApi::PutBytes(bucket, key, data, std::move(options));
 }
@@ -104,7 +121,11 @@ Result<ObjectInfo> Client::PutBytes(std::string_view bucket, std::string_view ke
 Result<size_t> Client::GetBytesInto(std::string_view bucket, std::string_view key,
                                     std::span<char> buf, const GetOptions& options) {
   if (auto range = impl_->SharedRangeOf(buf.data(), buf.size())) {
-    return client::GetShared(*impl_, bucket, key, buf, *range, options);
+    Result<size_t> got = client::GetShared(*impl_, bucket, key, buf, *range, options);
+    if (got.ok() || got.status().code() != Code::kInvalidArgument ||
+        !impl_->ForgetIfOrphaned(range->buffer())) {
+      return got;
+    }
   }
   return ObjectApi::GetBytesInto(bucket, key, buf, options);
 }

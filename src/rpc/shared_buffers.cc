@@ -1,6 +1,7 @@
 #include "rpc/shared_buffers.h"
 
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -28,27 +29,32 @@ std::string Named(uint64_t id) { return "shared buffer " + std::to_string(id); }
 
 class SharedBuffers::Registry {
  public:
-  explicit Registry(SharedBufferLimits limits) : limits_(limits) {}
+  Registry(SharedBufferLimits limits, uint64_t first_id) : limits_(limits), next_id_(first_id) {}
 
-  // Reserves `bytes` of the key's total and a new id.
+  // Reserves `bytes` of the key's allowance and a new id.
   Result<uint64_t> Reserve(const std::string& access_key, uint64_t bytes) {
     MutexLock lock(&mu_);
-    uint64_t& used = bytes_by_key_[access_key];
-    if (bytes > limits_.max_bytes_per_key - used) {
-      return Status::NoSpace("shared buffers of this access key would hold " +
-                             std::to_string(used + bytes) + " bytes, more than the " +
-                             std::to_string(limits_.max_bytes_per_key) +
-                             " allowed; free some first");
+    Usage& used = usage_by_key_[access_key];
+    if (bytes > limits_.max_bytes_per_key - used.bytes ||
+        used.buffers >= limits_.max_buffers_per_key) {
+      return Status::NoSpace(
+          "this access key's shared buffers would be " + std::to_string(used.buffers + 1) + " of " +
+          std::to_string(used.bytes + bytes) + " bytes, more than the " +
+          std::to_string(limits_.max_buffers_per_key) + " of " +
+          std::to_string(limits_.max_bytes_per_key) + " allowed; free some first");
     }
-    used += bytes;
-    return next_id_++;
+    used.bytes += bytes;
+    ++used.buffers;
+    uint64_t id = next_id_++;
+    if (id == 0) id = next_id_++;  // 0 names no buffer
+    return id;
   }
   void Unreserve(const std::string& access_key, uint64_t bytes) {
     MutexLock lock(&mu_);
-    auto it = bytes_by_key_.find(access_key);
-    if (it == bytes_by_key_.end()) return;
-    it->second -= bytes;
-    if (it->second == 0) bytes_by_key_.erase(it);
+    auto it = usage_by_key_.find(access_key);
+    if (it == usage_by_key_.end()) return;
+    it->second.bytes -= bytes;
+    if (--it->second.buffers == 0) usage_by_key_.erase(it);
   }
 
   void Add(uint64_t id, std::shared_ptr<Buffer> buffer) {
@@ -80,15 +86,23 @@ class SharedBuffers::Registry {
  private:
   const SharedBufferLimits limits_;
   mutable Mutex mu_;
-  uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  struct Usage {
+    uint64_t bytes = 0;
+    size_t buffers = 0;
+  };
+  uint64_t next_id_ GUARDED_BY(mu_);
   std::map<uint64_t, std::shared_ptr<Buffer>> buffers_ GUARDED_BY(mu_);
-  std::map<std::string, uint64_t> bytes_by_key_ GUARDED_BY(mu_);
+  std::map<std::string, Usage> usage_by_key_ GUARDED_BY(mu_);
 };
 
 Result<std::unique_ptr<SharedBuffers>> SharedBuffers::Open(SharedBufferLimits limits) {
   ASSIGN_OR_RETURN(std::unique_ptr<FdDoor> door, FdDoor::Open());
+  uint64_t first_id = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&first_id), sizeof(first_id)) != 1) {
+    return Status::Internal("no randomness for shared buffer ids");
+  }
   return std::unique_ptr<SharedBuffers>(
-      new SharedBuffers(std::move(door), std::make_shared<Registry>(limits)));
+      new SharedBuffers(std::move(door), std::make_shared<Registry>(limits, first_id)));
 }
 
 SharedBuffers::SharedBuffers(std::unique_ptr<FdDoor> door, std::shared_ptr<Registry> registry)

@@ -115,6 +115,33 @@ TEST_F(ClientSharedTest, ServerDropsABufferItsClientDestroys) {
   EXPECT_TRUE(WaitForServerBuffers(0));
 }
 
+TEST_F(ClientSharedTest, BuffersOutliveARestartedServerAsPlainMemory) {
+  auto buf = Allocate(1 << 20);
+  ASSERT_NE(buf, nullptr);
+  const std::string data = Pattern(300'000, 5);
+  std::memcpy(buf->data(), data.data(), data.size());
+  ASSERT_OK(client_->Put("bkt", "before", std::string_view(buf->data(), data.size())).status());
+  // The server restarts (same port, same objects): it knows no shared buffer any more, and ids
+  // start elsewhere, so the old id names nothing.
+  const uint16_t port = service_->port();
+  service_.reset();
+  StartService(port);
+  ASSERT_EQ(service_->shared_buffers(), 0u);
+  // The buffer keeps working, its bytes now going over the socket.
+  ASSERT_OK(client_->Put("bkt", "after", std::string_view(buf->data(), data.size())).status());
+  std::memset(buf->data(), 0, buf->size());
+  auto got = client_->GetInto("bkt", "before", buf->bytes());
+  ASSERT_OK(got.status());
+  EXPECT_EQ(std::string_view(buf->data(), *got), data);
+  auto after = client_->Get("bkt", "after");
+  ASSERT_OK(after.status());
+  EXPECT_TRUE(*after == data);
+  // A new buffer is shared again.
+  auto fresh = Allocate(4096);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(service_->shared_buffers(), 1u);
+}
+
 TEST_F(ClientSharedTest, ManyThreadsShareOneClient) {
   constexpr int kThreads = 8;
   std::vector<std::thread> threads;

@@ -92,3 +92,22 @@ os.kill(os.getpid(), signal.SIGKILL)
         memoryview(buf)[:4] = b"next"
         client.put(bucket, "after", memoryview(buf)[:4])
         assert client.get(bucket, "after") == b"next"
+
+
+def test_buffers_survive_a_server_killed_and_restarted(tmp_path):
+    # kill -9 of the server: what was acknowledged through a shared buffer is there after the
+    # restart, and the buffers go on working (as plain memory, over the socket).
+    from granary_server import GranaryServer
+    with GranaryServer(data_dir=str(tmp_path)) as srv:
+        with make_client(srv.native_address) as client:
+            client.create_bucket("restart")
+            buf = client.shared_buffer(2 * MiB)
+            data = np.random.default_rng(4).integers(0, 256, 2 * MiB, dtype=np.uint8)
+            np.frombuffer(buf, dtype=np.uint8)[:] = data
+            client.put("restart", "acked", buf)
+            srv.restart(crash=True)
+            np.frombuffer(buf, dtype=np.uint8)[:] = 0
+            assert client.get_into("restart", "acked", buf) == 2 * MiB
+            assert np.array_equal(np.frombuffer(buf, dtype=np.uint8), data)
+            client.put("restart", "again", memoryview(buf)[:MiB])
+            assert client.get("restart", "again") == data[:MiB].tobytes()

@@ -105,6 +105,16 @@ TEST(SharedBuffersTest, LimitsPerBufferAndPerKey) {
     held.push_back(std::move(*c));
   }
   EXPECT_EQ(buffers->Create("alice", 1).status().code(), Code::kNoSpace);
+  // And a number of buffers: each holds a connection.
+  SharedBufferLimits few;
+  few.max_buffers_per_key = 2;
+  auto counted = OpenBuffers(few);
+  ASSERT_NE(counted, nullptr);
+  auto one = counted->Create("alice", 1);
+  auto two = counted->Create("alice", 1);
+  ASSERT_TRUE(one.ok() && two.ok());
+  EXPECT_NE(one->id, two->id);
+  EXPECT_EQ(counted->Create("alice", 1).status().code(), Code::kNoSpace);
   EXPECT_TRUE(buffers->Create("bob", 1 << 20).ok());  // another key has its own allowance
   held.pop_back();                                    // its anchor goes: the allowance comes back
   EXPECT_TRUE(buffers->Create("alice", 1 << 20).ok());
