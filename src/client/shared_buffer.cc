@@ -10,6 +10,11 @@
 #include "rpc/object_convert.h"
 
 namespace granary {
+namespace client {
+// Whether a shared call's failure may mean the server no longer has the buffer: it answers
+// kInvalidArgument for an unknown buffer, kNotSupported if it now offers none.
+bool MayBeOrphaned(const Status& status);
+}  // namespace client
 
 // The connection that asked for the buffer: the server keeps the buffer while it is open.
 struct SharedBuffer::State {
@@ -109,8 +114,9 @@ Result<ObjectInfo> Client::PutBytes(std::string_view bucket, std::string_view ke
                                     std::string_view data, PutOptions options) {
   if (auto range = impl_->SharedRangeOf(data.data(), data.size())) {
     Result<ObjectInfo> put = client::PutShared(*impl_, bucket, key, *range, options);
-    // A server that restarted answers that it has no such buffer: nothing was stored.
-    if (put.ok() || put.status().code() != Code::kInvalidArgument ||
+    // A server that restarted answers that it has no such buffer (or none at all): nothing was
+    // stored.
+    if (put.ok() || !client::MayBeOrphaned(put.status()) ||
         !impl_->ForgetIfOrphaned(range->buffer())) {
       return put;
     }
@@ -122,7 +128,7 @@ Result<size_t> Client::GetBytesInto(std::string_view bucket, std::string_view ke
                                     std::span<char> buf, const GetOptions& options) {
   if (auto range = impl_->SharedRangeOf(buf.data(), buf.size())) {
     Result<size_t> got = client::GetShared(*impl_, bucket, key, buf, *range, options);
-    if (got.ok() || got.status().code() != Code::kInvalidArgument ||
+    if (got.ok() || !client::MayBeOrphaned(got.status()) ||
         !impl_->ForgetIfOrphaned(range->buffer())) {
       return got;
     }
@@ -131,6 +137,10 @@ Result<size_t> Client::GetBytesInto(std::string_view bucket, std::string_view ke
 }
 
 namespace client {
+
+bool MayBeOrphaned(const Status& status) {
+  return status.code() == Code::kInvalidArgument || status.code() == Code::kNotSupported;
+}
 
 Result<ObjectInfo> PutShared(Client::Impl& impl, std::string_view bucket, std::string_view key,
                              const proto::SharedRange& range, PutOptions options) {

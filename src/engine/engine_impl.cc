@@ -360,6 +360,18 @@ Status EngineImpl::ReadValue(std::string_view key, const Location& loc, uint64_t
     crcs = reinterpret_cast<const uint32_t*>(crc_buf.data());
   }
   Status st = VerifyValueBlocks(data, h.value_len, b0, nblocks, crcs);
+  if (!st.ok() && direct_target != nullptr) {
+    // The caller's memory may have changed under the read (memory it shares with another
+    // process): read into memory of our own before calling the record damaged.
+    blocks.resize(data_len);
+    io::ReadOp again{loc.offset() + h.value_offset + data_start, data_len, blocks.data(), 0, {}};
+    RETURN_IF_ERROR(file.ReadBatch(std::span<io::ReadOp>(&again, 1)));
+    if (again.status.ok() && again.bytes_read == again.n &&
+        VerifyValueBlocks(blocks.data(), h.value_len, b0, nblocks, crcs).ok()) {
+      std::memcpy(direct_target, blocks.data(), data_len);
+      return Status::OK();
+    }
+  }
   if (!st.ok()) return corrupt(st);
   if (direct_target) return Status::OK();
   const char* src = data + (offset - data_start);

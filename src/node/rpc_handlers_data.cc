@@ -149,7 +149,12 @@ Status Get(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& ca
     std::shared_ptr<const void> keep;
     Result<std::span<char>> into = SharedRange(shared, call, req.into(), &keep);
     if (!into.ok()) return call.Respond(into.status());
-    Result<size_t> got = ReadFull(reader, into->first(std::min<uint64_t>(send, into->size())));
+    if (reader.length() > into->size()) {  // refused before anything is written, as GetInto is
+      return call.Respond(Status::InvalidArgument(
+          "buffer of " + std::to_string(into->size()) + " bytes is too small for the " +
+          std::to_string(reader.length()) + " bytes requested"));
+    }
+    Result<size_t> got = ReadFull(reader, into->first(send));
     if (!got.ok()) return call.Respond(got.status());
     resp.set_shared_bytes(*got);
     return call.Respond(resp);

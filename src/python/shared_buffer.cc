@@ -2,17 +2,28 @@
 // host (include/granary/client.h, SharedBuffer). It exposes the buffer protocol, so memoryview,
 // numpy.frombuffer and torch.frombuffer see it in place; put() of bytes inside it and get_into()
 // it move no object byte over the socket.
+#include <unistd.h>
+
 #include "python/client_binding.h"
 
 namespace granary::python {
 namespace {
 
-// Keeps the client alive as long as its buffer: the buffer goes first.
+// Keeps the client alive as long as its buffer: the buffer goes first. In a forked child (a
+// DataLoader worker) both are left alone, never destroyed, as PyClient leaves an inherited
+// client: their locks and threads were the parent's. The child's own client sends such a
+// buffer's bytes over its socket.
 struct PySharedBuffer {
+  pid_t pid = ::getpid();
   std::shared_ptr<ObjectApi> client;
   std::unique_ptr<SharedBuffer> buffer;
 
   ~PySharedBuffer() {
+    if (::getpid() != pid) {
+      (void)buffer.release();
+      (void)new std::shared_ptr<ObjectApi>(std::move(client));
+      return;
+    }
     py::gil_scoped_release release;  // closing its connection may take a moment
     buffer.reset();
   }

@@ -34,9 +34,15 @@ class SharedBuffers::Registry {
   // Reserves `bytes` of the key's allowance and a new id.
   Result<uint64_t> Reserve(const std::string& access_key, uint64_t bytes) {
     MutexLock lock(&mu_);
+    if (bytes > limits_.max_bytes - total_bytes_) {
+      return Status::NoSpace("the server's shared buffers would hold " +
+                             std::to_string(total_bytes_ + bytes) + " bytes, more than the " +
+                             std::to_string(limits_.max_bytes) + " it allows; try again later");
+    }
     Usage& used = usage_by_key_[access_key];
     if (bytes > limits_.max_bytes_per_key - used.bytes ||
         used.buffers >= limits_.max_buffers_per_key) {
+      if (used.buffers == 0) usage_by_key_.erase(access_key);
       return Status::NoSpace(
           "this access key's shared buffers would be " + std::to_string(used.buffers + 1) + " of " +
           std::to_string(used.bytes + bytes) + " bytes, more than the " +
@@ -45,12 +51,14 @@ class SharedBuffers::Registry {
     }
     used.bytes += bytes;
     ++used.buffers;
+    total_bytes_ += bytes;
     uint64_t id = next_id_++;
     if (id == 0) id = next_id_++;  // 0 names no buffer
     return id;
   }
   void Unreserve(const std::string& access_key, uint64_t bytes) {
     MutexLock lock(&mu_);
+    total_bytes_ -= bytes;
     auto it = usage_by_key_.find(access_key);
     if (it == usage_by_key_.end()) return;
     it->second.bytes -= bytes;
@@ -91,6 +99,7 @@ class SharedBuffers::Registry {
     size_t buffers = 0;
   };
   uint64_t next_id_ GUARDED_BY(mu_);
+  uint64_t total_bytes_ GUARDED_BY(mu_) = 0;
   std::map<uint64_t, std::shared_ptr<Buffer>> buffers_ GUARDED_BY(mu_);
   std::map<std::string, Usage> usage_by_key_ GUARDED_BY(mu_);
 };

@@ -28,6 +28,7 @@ struct SharedBufferLimits {
   uint64_t max_buffer_bytes = 4ull << 30;    // one buffer
   uint64_t max_bytes_per_key = 16ull << 30;  // all buffers of one access key together
   size_t max_buffers_per_key = 1024;         // each holds a connection (and its thread)
+  uint64_t max_bytes = 64ull << 30;          // all buffers of the server together
 };
 
 class SharedBuffers {
@@ -44,9 +45,9 @@ class SharedBuffers {
     std::shared_ptr<void> anchor;
   };
   // A new buffer of `bytes` for `access_key`. kInvalidArgument for 0 bytes or more than a
-  // buffer may hold, kNoSpace beyond the key's total bytes or buffers, kIOError if the system
-  // refuses. Ids start at a random point, so that a client holding the id of a buffer of an
-  // earlier run of the server does not name a new buffer by chance.
+  // buffer may hold, kNoSpace beyond the key's (or the server's) total bytes or buffers, kIOError
+  // if the system refuses. Ids start at a random point, so that a client holding the id of a buffer
+  // of an earlier run of the server does not name a new buffer by chance.
   Result<Created> Create(const std::string& access_key, uint64_t bytes);
 
   // Bytes [offset, offset + length) of buffer `id`, which must belong to `access_key`; `*keep`

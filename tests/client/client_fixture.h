@@ -54,10 +54,11 @@ class ClientTest : public ::testing::Test {
     ASSERT_NE(client_, nullptr);
   }
 
-  void StartService(uint16_t port) {
+  void StartService(uint16_t port, bool shared_buffers = true) {
     node::RpcServiceOptions options;
     options.listen = "127.0.0.1:" + std::to_string(port);
     options.max_connections = 256;
+    options.shared_buffers = shared_buffers;
     auto service = node::RpcService::Start(*api_, TestSecrets(), options);
     ASSERT_TRUE(service.ok()) << service.status().ToString();
     service_ = std::move(*service);

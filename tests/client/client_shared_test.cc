@@ -77,8 +77,10 @@ TEST_F(ClientSharedTest, ErrorsAreTheSocketPaths) {
   EXPECT_CODE(client_->GetInto("bkt", "missing", in->bytes()).status(), Code::kNotFound);
   EXPECT_CODE(client_->GetInto("nobucket", "k", in->bytes()).status(), Code::kNoSuchBucket);
   ASSERT_OK(client_->Put("bkt", "two", Pattern(2 << 20, 3)).status());
+  std::memset(in->data(), 'z', in->size());
   auto small = client_->GetInto("bkt", "two", in->bytes());
   EXPECT_CODE(small.status(), Code::kInvalidArgument);
+  EXPECT_EQ(in->data()[0], 'z');  // refused before anything was written, as over the socket
   EXPECT_CODE(client_->Put("nobucket", "k", std::string_view(in->data(), 10)).status(),
               Code::kNoSuchBucket);
   PutOptions only_new;
@@ -103,7 +105,8 @@ TEST_F(ClientSharedTest, ServerDropsABufferItsClientDestroys) {
   auto got = client_->Get("bkt", "x");
   ASSERT_OK(got.status());
   EXPECT_EQ(*got, std::string(1000, 'x'));
-  // A whole client going away (as a killed process's sockets close) takes its buffers along.
+  // Another client's buffer goes when it frees it, as when its process dies: its anchor
+  // connection closes.
   b.reset();
   auto other = Connect();
   ASSERT_NE(other, nullptr);
@@ -140,6 +143,16 @@ TEST_F(ClientSharedTest, BuffersOutliveARestartedServerAsPlainMemory) {
   auto fresh = Allocate(4096);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(service_->shared_buffers(), 1u);
+  // Restarted once more, without shared buffers at all (not_supported): the same.
+  service_.reset();
+  StartService(port, /*shared_buffers=*/false);
+  std::memcpy(fresh->data(), "abcd", 4);
+  ASSERT_OK(client_->Put("bkt", "plain", std::string_view(fresh->data(), 4)).status());
+  std::memset(fresh->data(), 0, 4);
+  auto plain = client_->GetInto("bkt", "plain", fresh->bytes());
+  ASSERT_OK(plain.status());
+  EXPECT_EQ(std::string_view(fresh->data(), *plain), "abcd");
+  EXPECT_CODE(client_->AllocateShared(4096).status(), Code::kNotSupported);
 }
 
 TEST_F(ClientSharedTest, ManyThreadsShareOneClient) {

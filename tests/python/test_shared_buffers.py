@@ -111,3 +111,28 @@ def test_buffers_survive_a_server_killed_and_restarted(tmp_path):
             assert np.array_equal(np.frombuffer(buf, dtype=np.uint8), data)
             client.put("restart", "again", memoryview(buf)[:MiB])
             assert client.get("restart", "again") == data[:MiB].tobytes()
+
+
+def test_a_forked_child_uses_and_drops_an_inherited_buffer(client, bucket):
+    # A DataLoader worker forks with the parent's buffer: the child's own client sends its bytes
+    # over the socket, and dropping the buffer in the child leaves the parent's alone.
+    buf = client.shared_buffer(MiB)
+    memoryview(buf)[:6] = b"parent"
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            memoryview(buf)[:5] = b"child"
+            client.put(bucket, "from-fork", memoryview(buf)[:5])
+            del buf
+            gc.collect()
+            status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert client.get(bucket, "from-fork") == b"child"
+    memoryview(buf)[:6] = b"parent"
+    client.put(bucket, "after-fork", memoryview(buf)[:6])
+    assert client.get_into(bucket, "after-fork", buf) == 6
+    assert bytes(memoryview(buf)[:6]) == b"parent"

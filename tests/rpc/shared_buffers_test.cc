@@ -115,6 +115,17 @@ TEST(SharedBuffersTest, LimitsPerBufferAndPerKey) {
   ASSERT_TRUE(one.ok() && two.ok());
   EXPECT_NE(one->id, two->id);
   EXPECT_EQ(counted->Create("alice", 1).status().code(), Code::kNoSpace);
+  // And the server's total over every key.
+  SharedBufferLimits server;
+  server.max_bytes = 2 << 20;
+  auto bounded = OpenBuffers(server);
+  ASSERT_NE(bounded, nullptr);
+  auto first = bounded->Create("alice", 1 << 20);
+  auto second = bounded->Create("bob", 1 << 20);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(bounded->Create("carol", 1).status().code(), Code::kNoSpace);
+  first->anchor.reset();
+  EXPECT_TRUE(bounded->Create("carol", 1 << 20).ok());
   EXPECT_TRUE(buffers->Create("bob", 1 << 20).ok());  // another key has its own allowance
   held.pop_back();                                    // its anchor goes: the allowance comes back
   EXPECT_TRUE(buffers->Create("alice", 1 << 20).ok());
