@@ -8,6 +8,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -235,17 +236,28 @@ class NativeTarget final : public DoorTarget {
  private:
   // The calling thread's shared buffer, made on its first call, of the size of a value (`bytes`,
   // or for a get the size of the values put: every value of a run has the same size).
+  // The thread keeps the last buffer it used, so that an operation takes no lock (a lock per
+  // operation would make the client threads contend); targets are told apart by an id, not an
+  // address, which a later target may reuse.
   Result<SharedBuffer*> ThreadBuffer(size_t bytes) {
+    thread_local uint64_t cached_target = 0;
+    thread_local SharedBuffer* cached = nullptr;
+    if (cached_target == id_ && bytes <= cached->size()) return cached;
     std::lock_guard<std::mutex> lock(mu_);
     if (bytes != 0) value_bytes_ = bytes;
     std::unique_ptr<SharedBuffer>& buffer = buffers_[std::this_thread::get_id()];
-    if (!buffer) {
+    if (!buffer || buffer->size() < value_bytes_) {
       if (value_bytes_ == 0) return Status::Internal("a get before any put");
+      buffer.reset();
       ASSIGN_OR_RETURN(buffer, client_->AllocateShared(value_bytes_));
     }
-    return buffer.get();
+    cached_target = id_;
+    cached = buffer.get();
+    return cached;
   }
 
+  static inline std::atomic<uint64_t> next_id_{1};
+  const uint64_t id_ = next_id_++;
   const bool shared_;
   std::unique_ptr<Client> client_;
   std::mutex mu_;
