@@ -108,14 +108,17 @@ def timed_save(ckpt, step, state):
 
 
 def granary_saves(ckpt, state, changed):
-    """The two saves: the first full, with host buffers allocated; then one in which `changed`
-    of the tensors changed, reusing the first one's host buffers."""
+    """The three saves: the first full, with host buffers allocated; then one in which `changed`
+    of the tensors changed, reusing the first one's host buffers; then one in which every large
+    tensor changed (a full upload again, as torch.save's every save is), reusing them too."""
     out = {}
     (out["first_stall_s"], out["first_durable_s"], out["first_written_bytes"],
      out["state_bytes"]) = timed_save(ckpt, 1, state)
     out["changed_bytes"] = change_some(state, changed, seed=7)
     out["stall_s"], out["incremental_durable_s"], out["incremental_written_bytes"], _ = \
         timed_save(ckpt, 2, state)
+    change_some(state, 1.0, seed=8)
+    _, out["full_durable_s"], out["full_written_bytes"], _ = timed_save(ckpt, 3, state)
     return out
 
 
