@@ -69,7 +69,8 @@ std::optional<proto::SharedRange> Client::Impl::SharedRangeOf(const char* p, siz
   ReaderLock lock(&shared_mu_);
   auto it = shared_.lower_bound(p);  // the buffer mapped at or below p
   if (it == shared_.end()) return std::nullopt;
-  const size_t offset = static_cast<size_t>(p - it->first);
+  // As addresses: p may lie in no buffer at all.
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(it->first);
   if (offset >= it->second.size || n > it->second.size - offset) return std::nullopt;
   proto::SharedRange range;
   range.set_buffer(it->second.id);
