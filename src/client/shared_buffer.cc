@@ -10,11 +10,15 @@
 #include "rpc/object_convert.h"
 
 namespace granary {
-namespace client {
+namespace {
+
 // Whether a shared call's failure may mean the server no longer has the buffer: it answers
 // kInvalidArgument for an unknown buffer, kNotSupported if it now offers none.
-bool MayBeOrphaned(const Status& status);
-}  // namespace client
+bool MayBeOrphaned(const Status& status) {
+  return status.code() == Code::kInvalidArgument || status.code() == Code::kNotSupported;
+}
+
+}  // namespace
 
 // The connection that asked for the buffer: the server keeps the buffer while it is open.
 struct SharedBuffer::State {
@@ -33,13 +37,7 @@ SharedBuffer::~SharedBuffer() {
 
 Status SharedBuffer::Populate() {
   if (::madvise(data_, size_, MADV_POPULATE_WRITE) == 0) return Status::OK();
-  if (errno != EINVAL) return Status::FromErrno(errno, "populating a shared buffer");
-  // A kernel before 5.14: touch each page (writing what is there keeps the bytes).
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  for (size_t i = 0; i < size_; i += page) {
-    reinterpret_cast<volatile char*>(data_)[i] = data_[i];
-  }
-  return Status::OK();
+  return Status::FromErrno(errno, "populating a shared buffer (Linux 5.14 or later)");
 }
 
 void Client::Impl::AddShared(const char* base, size_t size, uint64_t id,
@@ -117,8 +115,7 @@ Result<ObjectInfo> Client::PutBytes(std::string_view bucket, std::string_view ke
     Result<ObjectInfo> put = client::PutShared(*impl_, bucket, key, *range, options);
     // A server that restarted answers that it has no such buffer (or none at all): nothing was
     // stored.
-    if (put.ok() || !client::MayBeOrphaned(put.status()) ||
-        !impl_->ForgetIfOrphaned(range->buffer())) {
+    if (put.ok() || !MayBeOrphaned(put.status()) || !impl_->ForgetIfOrphaned(range->buffer())) {
       return put;
     }
   }
@@ -129,8 +126,7 @@ Result<size_t> Client::GetBytesInto(std::string_view bucket, std::string_view ke
                                     std::span<char> buf, const GetOptions& options) {
   if (auto range = impl_->SharedRangeOf(buf.data(), buf.size())) {
     Result<size_t> got = client::GetShared(*impl_, bucket, key, buf, *range, options);
-    if (got.ok() || !client::MayBeOrphaned(got.status()) ||
-        !impl_->ForgetIfOrphaned(range->buffer())) {
+    if (got.ok() || !MayBeOrphaned(got.status()) || !impl_->ForgetIfOrphaned(range->buffer())) {
       return got;
     }
   }
@@ -138,10 +134,6 @@ Result<size_t> Client::GetBytesInto(std::string_view bucket, std::string_view ke
 }
 
 namespace client {
-
-bool MayBeOrphaned(const Status& status) {
-  return status.code() == Code::kInvalidArgument || status.code() == Code::kNotSupported;
-}
 
 Result<ObjectInfo> PutShared(Client::Impl& impl, std::string_view bucket, std::string_view key,
                              const proto::SharedRange& range, PutOptions options) {

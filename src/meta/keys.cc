@@ -58,6 +58,10 @@ void PutBigEndian64(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+void PutBigEndian32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
 uint64_t GetBigEndian64(std::string_view in) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
@@ -106,7 +110,7 @@ std::string ShardPrefix(std::string_view bucket) {
 
 std::string ShardKey(std::string_view bucket, uint32_t chain) {
   std::string k = ShardPrefix(bucket);
-  for (int shift = 24; shift >= 0; shift -= 8) k.push_back(static_cast<char>(chain >> shift));
+  PutBigEndian32(&k, chain);
   return k;
 }
 
@@ -118,7 +122,7 @@ std::string PartPrefix(std::string_view upload_id) {
 
 std::string PartKey(std::string_view upload_id, uint32_t part_number) {
   std::string k = PartPrefix(upload_id);
-  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((part_number >> (8 * i)) & 0xff));
+  PutBigEndian32(&k, part_number);
   return k;
 }
 
@@ -138,7 +142,7 @@ std::string BlobKey(std::string_view prefix, uint64_t version, uint32_t chunk) {
   std::string k(prefix);
   k.push_back('d');
   PutBigEndian64(&k, version);
-  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((chunk >> (8 * i)) & 0xff));
+  PutBigEndian32(&k, chunk);
   return k;
 }
 

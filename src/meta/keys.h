@@ -43,6 +43,7 @@ inline constexpr char kBucketKind = 'B';
 std::string BlobKey(std::string_view prefix, uint64_t version, uint32_t chunk);
 
 void PutBigEndian64(std::string* out, uint64_t v);
+void PutBigEndian32(std::string* out, uint32_t v);
 uint64_t GetBigEndian64(std::string_view in);  // REQUIRES: in.size() >= 8
 uint32_t GetBigEndian32(std::string_view in);  // REQUIRES: in.size() >= 4
 

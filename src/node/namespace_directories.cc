@@ -7,6 +7,8 @@
 // - a listing of a prefix without a '/' merges the root's listing with every shard's
 //   (meta/list_merge.h); a listing of a prefix under `d/` reads d's partition alone.
 #include <future>
+#include <span>
+#include <vector>
 
 #include "cluster/map_cache.h"
 #include "common/names.h"
@@ -19,6 +21,23 @@
 namespace granary::node {
 using cluster::Chain;
 using cluster::ClusterMap;
+
+namespace {
+
+// A whole-bucket listing at the root: the root's own part merged with each shard's answer
+// (`part_of` takes the part out of one). The root's part alone when no shard answered.
+template <typename Listing, typename PartOf, typename Merge>
+Result<Listing> WithShards(Listing own, Result<std::vector<proto::MetaBucketResponse>> answers,
+                           const PartOf& part_of, const Merge& merge) {
+  RETURN_IF_ERROR(answers.status());
+  if (answers->empty()) return own;
+  std::vector<Listing> parts;
+  parts.push_back(std::move(own));
+  for (const proto::MetaBucketResponse& answer : *answers) parts.push_back(part_of(answer));
+  return merge(std::span<Listing>(parts));
+}
+
+}  // namespace
 
 Result<std::shared_ptr<meta::ObjectStore>> NamespacePartitions::StoreFor(std::string_view bucket,
                                                                          std::string_view key) {
@@ -207,15 +226,10 @@ Result<ListResult> NamespacePartitions::List(std::string_view bucket,
   proto::MetaBucketRequest request;
   request.set_op(proto::META_BUCKET_LIST);
   rpc::ToProto(bucket, options, request.mutable_list());
-  ASSIGN_OR_RETURN(std::vector<proto::MetaBucketResponse> answers,
-                   AskShards(*store, bucket, request));
-  if (answers.empty()) return own;
-  std::vector<ListResult> parts;
-  parts.push_back(std::move(own));
-  for (const proto::MetaBucketResponse& answer : answers) {
-    parts.push_back(rpc::FromProto(answer.list()));
-  }
-  return meta::MergeListings(parts, options.max_keys);
+  return WithShards(
+      std::move(own), AskShards(*store, bucket, request),
+      [](const proto::MetaBucketResponse& answer) { return rpc::FromProto(answer.list()); },
+      [&](std::span<ListResult> parts) { return meta::MergeListings(parts, options.max_keys); });
 }
 
 Result<ListUploadsResult> NamespacePartitions::ListMultipartUploads(
@@ -228,15 +242,12 @@ Result<ListUploadsResult> NamespacePartitions::ListMultipartUploads(
   proto::MetaBucketRequest request;
   request.set_op(proto::META_BUCKET_LIST_UPLOADS);
   rpc::ToProto(bucket, options, request.mutable_list_uploads());
-  ASSIGN_OR_RETURN(std::vector<proto::MetaBucketResponse> answers,
-                   AskShards(*store, bucket, request));
-  if (answers.empty()) return own;
-  std::vector<ListUploadsResult> parts;
-  parts.push_back(std::move(own));
-  for (const proto::MetaBucketResponse& answer : answers) {
-    parts.push_back(rpc::FromProto(answer.list_uploads()));
-  }
-  return meta::MergeUploadListings(parts, options.max_uploads);
+  return WithShards(
+      std::move(own), AskShards(*store, bucket, request),
+      [](const proto::MetaBucketResponse& answer) { return rpc::FromProto(answer.list_uploads()); },
+      [&](std::span<ListUploadsResult> parts) {
+        return meta::MergeUploadListings(parts, options.max_uploads);
+      });
 }
 
 }  // namespace granary::node

@@ -2,6 +2,7 @@
 // payload into an ObjectWriter piece by piece; GET streams an ObjectReader to the socket; the
 // batch methods move many small objects in one request each.
 #include <algorithm>
+#include <optional>
 
 #include "node/rpc_handlers.h"
 #include "proto/object.pb.h"
@@ -33,20 +34,26 @@ Status StreamIntoWriter(rpc::ServerCall& call, ObjectWriter& writer) {
   return CommitAndRespond(call, writer);
 }
 
-// The size a writer should expect: the stated one, else the payload's length when it is known.
-// kInvalidArgument if both are known and differ.
-Result<uint64_t> ExpectedSize(const rpc::ServerCall& call, uint64_t stated) {
-  if (call.payload_chunked()) return stated;
-  if (stated != UINT64_MAX && stated != call.payload_length()) {
-    return Status::InvalidArgument("expected_size " + std::to_string(stated) +
-                                   " differs from the payload's " +
-                                   std::to_string(call.payload_length()) + " bytes");
+// The size a writer should expect: the stated one, else `known`, the length of the bytes when
+// it is known (`of` names them). kInvalidArgument if both are known and differ.
+Result<uint64_t> ExpectedSize(uint64_t stated, std::optional<uint64_t> known,
+                              std::string_view of) {
+  if (!known) return stated;
+  if (stated != UINT64_MAX && stated != *known) {
+    return Status::InvalidArgument("expected_size " + std::to_string(stated) + " differs from " +
+                                   std::string(of) + " " + std::to_string(*known) + " bytes");
   }
+  return *known;
+}
+
+// The length of a request's payload, unless it is chunked.
+std::optional<uint64_t> PayloadLength(const rpc::ServerCall& call) {
+  if (call.payload_chunked()) return std::nullopt;
   return call.payload_length();
 }
 
 // The range `range` of the caller's shared buffers; kNotSupported when this server offers none.
-Result<std::span<char>> SharedRange(const rpc::SharedBuffers* shared, const rpc::ServerCall& call,
+Result<std::span<char>> SharedBytes(const rpc::SharedBuffers* shared, const rpc::ServerCall& call,
                                     const proto::SharedRange& range,
                                     std::shared_ptr<const void>* keep) {
   if (shared == nullptr) {
@@ -87,39 +94,34 @@ Status Put(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& ca
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
   PutOptions options = rpc::FromProto(req.options());
+  // The bytes: the payload, or a range of the caller's shared buffer (with no payload).
+  std::shared_ptr<const void> keep;
+  std::optional<std::span<char>> from;
   if (req.has_from()) {
-    // The bytes are in the caller's shared buffer; the request has no payload.
     if (call.payload_chunked() || call.payload_length() != 0) {
       return call.Respond(Status::InvalidArgument("a PUT from a shared buffer has no payload"));
     }
-    std::shared_ptr<const void> keep;
-    Result<std::span<char>> data = SharedRange(shared, call, req.from(), &keep);
+    Result<std::span<char>> data = SharedBytes(shared, call, req.from(), &keep);
     if (!data.ok()) return call.Respond(data.status());
-    if (options.expected_size != UINT64_MAX && options.expected_size != data->size()) {
-      return call.Respond(Status::InvalidArgument(
-          "expected_size " + std::to_string(options.expected_size) + " differs from the " +
-          std::to_string(data->size()) + " bytes of the shared range"));
-    }
-    options.expected_size = data->size();
-    Result<std::unique_ptr<ObjectWriter>> writer =
-        api.BeginPut(req.bucket(), req.key(), std::move(options));
-    if (!writer.ok()) return call.Respond(writer.status());
-    return WriteFromMemory(call, **writer, *data);
+    from = *data;
   }
-  Result<uint64_t> expected = ExpectedSize(call, options.expected_size);
+  Result<uint64_t> expected =
+      from ? ExpectedSize(options.expected_size, from->size(), "the shared range's")
+           : ExpectedSize(options.expected_size, PayloadLength(call), "the payload's");
   if (!expected.ok()) return call.Respond(expected.status());
   options.expected_size = *expected;
   Result<std::unique_ptr<ObjectWriter>> writer =
       api.BeginPut(req.bucket(), req.key(), std::move(options));
   if (!writer.ok()) return call.Respond(writer.status());
-  return StreamIntoWriter(call, **writer);
+  return from ? WriteFromMemory(call, **writer, *from) : StreamIntoWriter(call, **writer);
 }
 
 Status UploadPart(ObjectApi& api, rpc::ServerCall& call) {
   proto::UploadPartRequest req;
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
-  Result<uint64_t> expected = ExpectedSize(call, req.expected_size());
+  Result<uint64_t> expected =
+      ExpectedSize(req.expected_size(), PayloadLength(call), "the payload's");
   if (!expected.ok()) return call.Respond(expected.status());
   Result<std::unique_ptr<ObjectWriter>> writer = api.UploadPart(
       req.bucket(), req.key(), req.upload_id(), req.part_number(), req.content_md5(), *expected);
@@ -147,7 +149,7 @@ Status Get(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& ca
   if (req.has_into()) {
     // Straight from the disks into the caller's shared buffer; the response has no payload.
     std::shared_ptr<const void> keep;
-    Result<std::span<char>> into = SharedRange(shared, call, req.into(), &keep);
+    Result<std::span<char>> into = SharedBytes(shared, call, req.into(), &keep);
     if (!into.ok()) return call.Respond(into.status());
     if (reader.length() > into->size()) {  // refused before anything is written, as GetInto is
       return call.Respond(Status::InvalidArgument(
