@@ -15,7 +15,8 @@
 // reclamation: each marks itself under saving/ until its commit, and a reclamation spares the
 // chunks written since the oldest live marker or since it began. A marker no longer counts once
 // its saver is known dead (a process of this host and pid namespace that is gone) or after an
-// hour, so the chunks of a killed save are reclaimed.
+// hour, so the chunks of a killed save are reclaimed: by the next Delete or KeepLast, or after
+// the first save of the next Checkpointer.
 //
 // Thread-safe: calls on one Checkpointer are serialized.
 #pragma once
@@ -78,6 +79,24 @@ struct SaveStats {
   uint64_t manifest_bytes = 0;  // of the manifest, written last (Save only)
 };
 
+// A save that Checkpointer::SaveAsync started. Copyable; every copy waits for the same save.
+class CheckpointSave {
+ public:
+  uint64_t step() const;
+  // Whether the save has ended: durable and listed, or failed.
+  bool Done() const;
+  // Waits for the end of the save: its figures once the checkpoint is durable and listed, or why
+  // it failed (as Save reports it).
+  Result<SaveStats> Wait() const;
+
+  struct State;
+
+ private:
+  friend class Checkpointer;
+  explicit CheckpointSave(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
 class Checkpointer {
  public:
   // `run`: "bucket/prefix" (the prefix may hold slashes; the bucket must exist). kInvalidArgument
@@ -91,6 +110,14 @@ class Checkpointer {
   // duplicate tensor names. On failure nothing of it is listed.
   Result<SaveStats> Save(uint64_t step, std::span<const TensorToSave> tensors,
                          std::string_view extra = {});
+  // Save, without waiting for the upload: copies the tensors' bytes into host memory that the
+  // Checkpointer keeps for its saves (mapped by the first, reused by the next ones while they
+  // fit), starts uploading them in the background and returns. The caller may change or free its
+  // tensors as soon as it returns, so training stalls only for that copy. The next SaveAsync,
+  // and any other call but Load, first waits for the upload; the Checkpointer's destructor too.
+  // Errors of the save itself (kAlreadyExists, ...) come from the returned save's Wait().
+  Result<CheckpointSave> SaveAsync(uint64_t step, std::span<const TensorToSave> tensors,
+                                   std::string_view extra = {});
   // Save in two halves, for a checkpoint whose tensors several processes store (PyTorch's
   // distributed checkpoint: every rank stores its shards, one commits). StoreTensors uploads the
   // chunks of `tensors` that the run does not hold yet and returns the tensors as a manifest lists

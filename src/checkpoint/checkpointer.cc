@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -17,6 +19,7 @@
 #include "checkpoint/saver_marker.h"
 #include "common/crypto.h"
 #include "common/hash.h"
+#include "common/logging.h"
 
 namespace granary {
 namespace {
@@ -108,6 +111,76 @@ uint64_t CheckpointManifest::bytes() const {
   return total;
 }
 
+namespace {
+
+// Host memory for SaveAsync: anonymous pages, populated when mapped (so that the copy into them
+// does not fault page by page), kept and reused by the next saves while they fit.
+class HostMemory {
+ public:
+  HostMemory() = default;
+  ~HostMemory() { Unmap(); }
+  HostMemory(const HostMemory&) = delete;
+  HostMemory& operator=(const HostMemory&) = delete;
+
+  char* data() const { return data_; }
+
+  Status Reserve(size_t bytes) {
+    if (bytes <= size_) return Status::OK();
+    Unmap();
+    void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (at == MAP_FAILED) {
+      return Status::FromErrno(errno, "mapping " + std::to_string(bytes >> 20) +
+                                          " MiB of host memory for a checkpoint");
+    }
+    data_ = static_cast<char*>(at);
+    size_ = bytes;
+    Prefault(std::span<char>(data_, size_));
+    return Status::OK();
+  }
+
+ private:
+  void Unmap() {
+    if (data_ != nullptr) ::munmap(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+  char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+struct CheckpointSave::State {
+  explicit State(uint64_t step) : step(step) {}
+
+  void Finish(Result<SaveStats> r) {
+    std::lock_guard lock(mu);
+    result = std::move(r);
+    done = true;
+    cv.notify_all();
+  }
+
+  const uint64_t step;
+  mutable std::mutex mu;
+  mutable std::condition_variable cv;
+  bool done = false;  // GUARDED_BY(mu)
+  Result<SaveStats> result = Status::Unavailable("the save has not ended");  // GUARDED_BY(mu)
+};
+
+uint64_t CheckpointSave::step() const { return state_->step; }
+
+bool CheckpointSave::Done() const {
+  std::lock_guard lock(state_->mu);
+  return state_->done;
+}
+
+Result<SaveStats> CheckpointSave::Wait() const {
+  std::unique_lock lock(state_->mu);
+  state_->cv.wait(lock, [&] { return state_->done; });
+  return state_->result;
+}
+
 class Checkpointer::Impl {
  public:
   Impl(ObjectApi& store, std::string bucket, std::string prefix, CheckpointOptions options)
@@ -115,6 +188,12 @@ class Checkpointer::Impl {
         bucket_(std::move(bucket)),
         prefix_(std::move(prefix)),
         options_(options) {}
+  ~Impl() { JoinUpload(); }
+
+  // The upload of the last SaveAsync, done. REQUIRES: async_mu held, or the destructor.
+  void JoinUpload() {
+    if (upload.joinable()) upload.join();
+  }
 
   Result<SaveStats> Save(uint64_t step, std::span<const TensorToSave> tensors,
                          std::string_view extra);
@@ -139,6 +218,10 @@ class Checkpointer::Impl {
   Status KeepLast(size_t n);
 
   std::mutex mu;  // serializes the calls
+  // SaveAsync: serializes its calls; the staging memory and the upload using it.
+  std::mutex async_mu;
+  HostMemory staging;     // GUARDED_BY(async_mu)
+  std::thread upload;     // GUARDED_BY(async_mu)
 
  private:
   std::string ManifestKey(uint64_t step) const {
@@ -169,6 +252,7 @@ class Checkpointer::Impl {
   const CheckpointOptions options_;
   bool known_loaded_ = false;
   std::set<std::string> known_chunks_;
+  bool reclaimed_ = false;  // by a save of this Checkpointer
 };
 
 Result<std::vector<ObjectInfo>> Checkpointer::Impl::ListAll(const std::string& dir) {
@@ -317,6 +401,17 @@ Result<SaveStats> Checkpointer::Impl::Save(uint64_t step, std::span<const Tensor
     }
   }
   if (!st.ok()) return st.WithContext("saving checkpoint " + std::to_string(step));
+  // The first save of a Checkpointer also lets go of the chunks that saves killed earlier left
+  // behind (their savers are dead), so that a run which never deletes a checkpoint gets that
+  // space back too.
+  if (!reclaimed_) {
+    reclaimed_ = true;
+    Status reclaimed = Reclaim();
+    if (!reclaimed.ok()) {
+      GLOG_WARN("checkpoint {} saved, but reclaiming what killed saves left failed: {}", step,
+                reclaimed.ToString());
+    }
+  }
   return stats;
 }
 
@@ -510,6 +605,38 @@ Result<SaveStats> Checkpointer::Save(uint64_t step, std::span<const TensorToSave
                                      std::string_view extra) {
   std::lock_guard lock(impl_->mu);
   return impl_->Save(step, tensors, extra);
+}
+
+Result<CheckpointSave> Checkpointer::SaveAsync(uint64_t step,
+                                               std::span<const TensorToSave> tensors,
+                                               std::string_view extra) {
+  std::lock_guard async_lock(impl_->async_mu);
+  impl_->JoinUpload();  // it reads the staging memory
+  // Each tensor at a 64-byte boundary of the staging memory.
+  constexpr size_t kAlign = 64;
+  size_t total = 0;
+  for (const TensorToSave& t : tensors) total += (t.bytes.size() + kAlign - 1) & ~(kAlign - 1);
+  RETURN_IF_ERROR(impl_->staging.Reserve(std::max<size_t>(total, 1)));
+  std::vector<TensorToSave> staged;
+  staged.reserve(tensors.size());
+  size_t at = 0;
+  for (const TensorToSave& t : tensors) {
+    char* to = impl_->staging.data() + at;
+    if (!t.bytes.empty()) std::memcpy(to, t.bytes.data(), t.bytes.size());
+    staged.push_back({t.name, t.dtype, t.shape, std::span<const char>(to, t.bytes.size())});
+    at += (t.bytes.size() + kAlign - 1) & ~(kAlign - 1);
+  }
+  auto state = std::make_shared<CheckpointSave::State>(step);
+  try {
+    impl_->upload = std::thread([impl = impl_.get(), state, step, staged = std::move(staged),
+                                 extra = std::string(extra)] {
+      std::lock_guard lock(impl->mu);
+      state->Finish(impl->Save(step, staged, extra));
+    });
+  } catch (const std::system_error& e) {
+    return Status::Unavailable(std::string("starting the upload of a checkpoint: ") + e.what());
+  }
+  return CheckpointSave(std::move(state));
 }
 
 Result<std::vector<SavedTensor>> Checkpointer::StoreTensors(

@@ -138,6 +138,12 @@ std::string IntentKey(uint64_t version) {
   return k;
 }
 
+std::string PendingCommitKey(uint64_t version) {
+  std::string k(1, kPendingCommitKind);
+  PutBigEndian64(&k, version);
+  return k;
+}
+
 std::string BlobKey(std::string_view prefix, uint64_t version, uint32_t chunk) {
   std::string k(prefix);
   k.push_back('d');

@@ -8,6 +8,7 @@
 //   P <upload id> 0 <part number, 4 bytes BE>   PartRecord
 //   D <bucket> 0 <chain, 4 bytes BE>            (empty) a partition holding a shard of the bucket
 //   G <sequence, 8 bytes BE>                    GarbageRecord
+//   C <version, 8 bytes BE>                     PendingCommit: a record whose data is being synced
 //   I <version, 8 bytes BE>                     IntentRecord (in the intents database)
 //   V                                           the end of the last reserved block of versions
 //
@@ -33,10 +34,12 @@ std::string PartKey(std::string_view upload_id, uint32_t part_number);
 std::string PartPrefix(std::string_view upload_id);
 std::string GarbageKey(uint64_t seq);
 std::string IntentKey(uint64_t version);
+std::string PendingCommitKey(uint64_t version);
 inline constexpr std::string_view kVersionKey = "V";
 inline constexpr char kGarbageKind = 'G';
 inline constexpr char kIntentKind = 'I';
 inline constexpr char kBucketKind = 'B';
+inline constexpr char kPendingCommitKind = 'C';
 
 // A data blob's key: `prefix` (ObjectStoreOptions::blob_prefix; empty on a single server),
 // then 'd', the version and the chunk.

@@ -106,6 +106,8 @@ Status ObjectStore::Init() {
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scanning garbage"));
   it.reset();
+  overlap_commit_ = owns_db_ && options_.sync;
+  RETURN_IF_ERROR(RecoverPendingCommits());
   RETURN_IF_ERROR(RecoverIntents());
   if (options_.background_reclaim) reclaimer_ = std::thread([this] { ReclaimLoop(); });
   {
@@ -195,7 +197,8 @@ Result<ObjectInfo> ObjectStore::CommitObject(std::string_view bucket, std::strin
                                              proto::ObjectRecord record,
                                              const Conditions& conditions,
                                              std::span<const uint64_t> intent_versions,
-                                             rocksdb::WriteBatch* extra) {
+                                             rocksdb::WriteBatch* extra,
+                                             const std::function<Status()>& await_data) {
   GarbageScope garbage_scope(this);
   ReaderLock bucket_lock(&bucket_mu_);
   RETURN_IF_ERROR(CheckBucket(bucket));
@@ -208,11 +211,42 @@ Result<ObjectInfo> ObjectStore::CommitObject(std::string_view bucket, std::strin
   }
   rocksdb::WriteBatch local;
   rocksdb::WriteBatch* batch = extra ? extra : &local;
+  bool synced = true;
+  if (await_data && overlap_commit_) {
+    // The record is durable as a PendingCommit while the data's last blobs are synced; once they
+    // are, the write below makes it the object and needs no sync: if it is lost, recovery applies
+    // the PendingCommit again. Readers see the object only once its data is durable.
+    proto::PendingCommit pending;
+    pending.set_bucket(std::string(bucket));
+    pending.set_key(std::string(key));
+    *pending.mutable_record() = record;
+    const std::string pending_key = PendingCommitKey(record.version());
+    rocksdb::WriteBatch pending_batch;
+    pending_batch.Put(pending_key, pending.SerializeAsString());
+    RETURN_IF_ERROR(WriteSynced(&pending_batch));
+    Status data = await_data();
+    if (!data.ok()) {
+      // Synced, so that recovery does not apply a put that was answered with an error.
+      pending_batch.Clear();
+      pending_batch.Delete(pending_key);
+      Status dropped = WriteSynced(&pending_batch);
+      if (!dropped.ok()) GLOG_WARN("dropping a pending commit: {}", dropped.ToString());
+      return data;
+    }
+    batch->Delete(pending_key);
+    synced = false;
+  } else if (await_data) {
+    RETURN_IF_ERROR(await_data());
+  }
   batch->Put(ObjectKey(bucket, key), record.SerializeAsString());
   if (old && old->runs_size() > 0) {
     AddGarbage(batch, RunsOf(*old));
   }
-  RETURN_IF_ERROR(WriteSynced(batch));
+  if (synced) {
+    RETURN_IF_ERROR(WriteSynced(batch));
+  } else {
+    RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), batch), "committing to the namespace"));
+  }
   ForgetIntents(intent_versions);
   return InfoOf(bucket, key, record);
 }
@@ -420,6 +454,48 @@ Status ObjectStore::RecoverIntents() {
   }
   ForgetIntents(done);
   return Status::OK();
+}
+
+// In version order, each applied on its own, so that one applied earlier is the current record a
+// later one of the same key replaces (a key has at most one unless commits failed oddly).
+Status ObjectStore::RecoverPendingCommits() {
+  GarbageScope garbage_scope(this);
+  uint64_t applied = 0, dropped = 0;
+  const std::string first(1, kPendingCommitKind);
+  const std::string end = PrefixSuccessor(first);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(first); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+    proto::PendingCommit pending;
+    if (!pending.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption("a pending commit record does not parse");
+    }
+    const proto::ObjectRecord& record = pending.record();
+    ASSIGN_OR_RETURN(std::optional<proto::ObjectRecord> current,
+                     GetRecord(pending.bucket(), pending.key()));
+    bool complete = CheckBucket(pending.bucket()).ok() &&
+                    (!current || current->version() < record.version());
+    for (const proto::DataRun& run : record.runs()) {
+      for (uint64_t i = 0; complete && i < ChunkCount(run); ++i) {
+        complete = options_.blobs->Exists(BlobKeyOf(run, i));
+      }
+    }
+    rocksdb::WriteBatch batch;
+    batch.Delete(it->key());
+    if (complete) {
+      batch.Put(ObjectKey(pending.bucket(), pending.key()), record.SerializeAsString());
+      if (current && current->runs_size() > 0) AddGarbage(&batch, RunsOf(*current));
+      ++applied;
+    } else {
+      ++dropped;  // its blobs, if any, are its intent's garbage (RecoverIntents)
+    }
+    RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "recovering a commit"));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scanning pending commits"));
+  it.reset();
+  if (applied + dropped == 0) return Status::OK();
+  GLOG_INFO("{} puts whose data was durable were committed, {} whose data was not were dropped",
+            applied, dropped);
+  return FromRocks(db_->SyncWAL(), "syncing recovered commits");
 }
 
 uint64_t ObjectStore::RegisterReader() {

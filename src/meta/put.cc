@@ -94,9 +94,11 @@ class ObjectStore::Writer final : public ObjectWriter {
     }
     if (version_ == 0 && size_ > inline_max_) RETURN_IF_ERROR(Start());
     if (version_ != 0 && (!buffer_.empty() || chunks_ == 0)) RETURN_IF_ERROR(SubmitChunk());
-    WaitForChunks();
-    RETURN_IF_ERROR(failed_);
-
+    if (part_) {
+      WaitForChunks();
+      RETURN_IF_ERROR(failed_);
+    }
+    // An object's commit waits for its last chunks itself, overlapping their sync with its own.
     Result<ObjectInfo> info = part_ ? CommitPart(md5) : CommitObject(md5);
     if (info.ok()) committed_ = true;
     return info;
@@ -205,7 +207,15 @@ class ObjectStore::Writer final : public ObjectWriter {
       *record.add_runs() = Run();
       intents.push_back(version_);
     }
-    return store_->CommitObject(bucket_, key_, std::move(record), options_.conditions, intents);
+    std::function<Status()> await_data;
+    if (version_ != 0) {
+      await_data = [this] {
+        WaitForChunks();
+        return failed_;
+      };
+    }
+    return store_->CommitObject(bucket_, key_, std::move(record), options_.conditions, intents,
+                                nullptr, await_data);
   }
 
   Result<ObjectInfo> CommitPart(const std::string& md5);

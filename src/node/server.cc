@@ -15,6 +15,44 @@ struct Server::Services {
   std::unique_ptr<s3::Gateway> s3;
 };
 
+namespace {
+
+// DATA/STORE names the store of the server's disks ("<store id>\n"), so that a start with other
+// disks, or none (DATA/disk0, fresh), is refused instead of serving a namespace whose data is
+// elsewhere. Written at the first start, before the namespace exists; a data directory from
+// before this file adopts the disks it is started with, unless they are fresh and a namespace
+// exists.
+Result<std::unique_ptr<replication::BlobStore>> OpenDisks(io::FileSystem& fs,
+                                                          const std::string& data_dir,
+                                                          replication::LocalBlobStoreOptions o) {
+  const std::string store_file = io::JoinPath(data_dir, "STORE");
+  Result<std::string> recorded = io::ReadFileToString(fs, store_file);
+  if (recorded.ok()) {
+    o.store_id = recorded->substr(0, recorded->find('\n'));
+  } else if (!recorded.status().IsNotFound()) {
+    return recorded.status();
+  } else {
+    ASSIGN_OR_RETURN(std::string on_disks, replication::StoreIdOfDisks(o.disks));
+    ASSIGN_OR_RETURN(bool has_namespace, fs.Exists(io::JoinPath(data_dir, "meta")));
+    if (on_disks.empty() && has_namespace) {
+      return Status::InvalidArgument("the data directory " + data_dir +
+                                     " holds a namespace, but the disks it is started with hold "
+                                     "no data: start it with the same --disks as before");
+    }
+  }
+  const std::vector<std::string> disks = o.disks;
+  const bool adopt = o.store_id.empty();
+  ASSIGN_OR_RETURN(std::unique_ptr<replication::BlobStore> blobs,
+                   replication::OpenLocalBlobStore(std::move(o)));
+  if (adopt) {
+    ASSIGN_OR_RETURN(std::string id, replication::StoreIdOfDisks(disks));
+    RETURN_IF_ERROR(io::WriteFileAtomic(fs, store_file, id + "\n"));
+  }
+  return blobs;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (options.data_dir.empty()) return Status::InvalidArgument("--data DIR is required");
   auto fs = io::DefaultFileSystem();
@@ -26,7 +64,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   blob_options.disks = options.disks;
   if (blob_options.disks.empty()) blob_options.disks.push_back(io::JoinPath(options.data_dir, "disk0"));
   ASSIGN_OR_RETURN(std::unique_ptr<replication::BlobStore> blobs,
-                   replication::OpenLocalBlobStore(std::move(blob_options)));
+                   OpenDisks(*fs, options.data_dir, std::move(blob_options)));
 
   meta::ObjectStoreOptions store_options;
   store_options.dir = io::JoinPath(options.data_dir, "meta");

@@ -143,10 +143,18 @@ class LocalBlobStore final : public BlobStore {
   std::atomic<bool> closed_{false};
 };
 
+std::string JoinDisks(const std::vector<std::string>& disks) {
+  std::string out;
+  for (const std::string& d : disks) out += (out.empty() ? "" : ",") + d;
+  return out;
+}
+
 // Each disk carries a DISK file naming the store it belongs to, its place and the number of
 // disks: "<store id> <index> <count>\n". Directories may move (a new mount point, a copied data
 // directory); what must not change is which disk is which, since blobs are placed by index.
-Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks) {
+// `expected`, when not empty: the store the disks must be.
+Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks,
+                  const std::string& expected) {
   std::vector<std::optional<std::string>> found;
   std::string store_id;
   for (const std::string& d : disks) {
@@ -162,6 +170,16 @@ Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks) {
   }
   bool fresh = true;
   for (const auto& f : found) fresh = fresh && !f.has_value();
+  if (fresh && !expected.empty()) {
+    return Status::InvalidArgument(
+        "the disks " + JoinDisks(disks) + " hold no data, but this server's data is on the " +
+        "disks of store " + expected + ": start it with the same --disks as before");
+  }
+  if (!fresh && !expected.empty() && store_id != expected) {
+    return Status::InvalidArgument("the disks " + JoinDisks(disks) + " are store " + store_id +
+                                   ", not this server's store " + expected +
+                                   ": start it with the same --disks as before");
+  }
   if (fresh) {
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof(raw)) != 1) return Status::Internal("no randomness for a store id");
@@ -194,7 +212,7 @@ Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions opti
   std::shared_ptr<io::FileSystem> fs = options.engine.fs;
   if (!fs) fs = io::DefaultFileSystem();
   for (const std::string& d : options.disks) RETURN_IF_ERROR(fs->CreateDir(d));
-  RETURN_IF_ERROR(CheckDisks(*fs, options.disks));
+  RETURN_IF_ERROR(CheckDisks(*fs, options.disks, options.store_id));
   std::vector<std::unique_ptr<engine::BlobEngine>> engines;
   for (const std::string& d : options.disks) {
     auto e = engine::BlobEngine::Open(io::JoinPath(d, "blobs"), options.engine);
@@ -202,6 +220,16 @@ Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions opti
     engines.push_back(std::move(*e));
   }
   return std::unique_ptr<BlobStore>(new LocalBlobStore(std::move(engines)));
+}
+
+Result<std::string> StoreIdOfDisks(const std::vector<std::string>& disks) {
+  std::shared_ptr<io::FileSystem> fs = io::DefaultFileSystem();
+  for (const std::string& d : disks) {
+    auto text = io::ReadFileToString(*fs, io::JoinPath(d, kDiskFile));
+    if (text.ok()) return text->substr(0, text->find(' '));
+    if (!text.status().IsNotFound()) return text.status();
+  }
+  return std::string();
 }
 
 }  // namespace granary::replication

@@ -18,10 +18,17 @@ namespace granary::replication {
 struct LocalBlobStoreOptions {
   std::vector<std::string> disks;  // directories, one blob engine each; at least one
   engine::EngineOptions engine;    // options of every engine
+  // The store the disks must be (its id, as StoreIdOfDisks returns it), when the caller knows
+  // it from an earlier start: other disks, or fresh ones, are then refused. Empty: fresh disks
+  // become a new store.
+  std::string store_id;
 };
 
 // Opens (creating if needed) an engine in each directory. kInvalidArgument if the directories
 // differ from the ones the store was created with.
 Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions options);
+
+// The id of the store the disks belong to, from their DISK files; empty when none has one.
+Result<std::string> StoreIdOfDisks(const std::vector<std::string>& disks);
 
 }  // namespace granary::replication

@@ -192,7 +192,9 @@ class Connection {
         keep_alive_ = false;  // not worth reading: answer, then close
       } else {
         std::string ignored;
-        if (!(co_await ReadAll(req, kMaxIgnoredBody, &ignored)).ok()) co_return false;
+        if (Status st = co_await ReadAll(req, kMaxIgnoredBody, &ignored); !st.ok()) {
+          co_return co_await FailBody(req, st);
+        }
       }
     }
     Response resp = co_await OnWorker(sh_, [this, op, &req] {
@@ -251,8 +253,25 @@ class Connection {
   }
 
   static Status Truncated(const beast::error_code& ec) {
+    if (ec.category() == http::make_error_code(http::error::bad_chunk).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return S3Status(Code::kInvalidArgument, "IncompleteBody",
+                      "the request body's chunked encoding is broken (" + ec.message() +
+                          "): each chunk is its size in hex, CRLF, its bytes, CRLF; the last "
+                          "chunk has size 0");
+    }
     return S3Status(Code::kInvalidArgument, "IncompleteBody",
                     "the request body ended early: " + ec.message());
+  }
+
+  // The body could not be read (broken framing, a client that stopped sending or is gone):
+  // nothing is stored; answer with `st` (a client that is gone does not read it) and close,
+  // since the rest of the body cannot be told from a next request.
+  asio::awaitable<bool> FailBody(const Request& req, const Status& st,
+                                 std::unique_ptr<Upload>* upload = nullptr) {
+    keep_alive_ = false;
+    co_await Finish(req, ErrorResponse(st, req), upload);
+    co_return false;
   }
 
   // Reads until `dst` holds `cap` bytes or the body ends.
@@ -328,7 +347,7 @@ class Connection {
     std::unique_ptr<char[]> cur(new char[first_cap]);
     std::unique_ptr<char[]> next;
     Result<size_t> n = co_await Fill(cur.get(), first_cap);
-    if (!n.ok()) co_return false;  // the client is gone: nothing to answer, nothing stored
+    if (!n.ok()) co_return co_await FailBody(req, n.status());
     std::unique_ptr<Upload> upload;
     bool end = BodyDone();
     // The first piece goes with Begin (and, for a small body, with Finish): one worker call.
@@ -359,11 +378,8 @@ class Connection {
       Status fed;
       if (job) fed = co_await Wait(job);
       job.reset();
-      if (!got.ok()) {
-        // The client is gone: abandon the upload (on a worker: it may reclaim data).
-        co_await OnWorker(sh_, [&upload] { upload.reset(); return 0; });
-        co_return false;
-      }
+      // Abandons the upload (Finish drops it on a worker: it may reclaim data).
+      if (!got.ok()) co_return co_await FailBody(req, got.status(), &upload);
       if (!fed.ok()) {
         failed = fed;
         break;

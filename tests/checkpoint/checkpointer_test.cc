@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "client/client_fixture.h"
+#include "support/memory_object_api.h"
 
 namespace granary::testing {
 namespace {
@@ -58,6 +59,20 @@ class CheckpointerTest : public ClientTest {
     });
     EXPECT_TRUE(st.ok()) << st.ToString();
     return out;
+  }
+
+  // The body of a saver's marker (checkpoint/saver_marker.h) naming a process of this host that
+  // is gone: a child that has exited and been reaped.
+  static std::string DeadSaverMarker() {
+    const pid_t child = fork();
+    if (child == 0) _exit(0);
+    EXPECT_EQ(waitpid(child, nullptr, 0), child);
+    std::ifstream boot_file("/proc/sys/kernel/random/boot_id");
+    std::string boot;
+    std::getline(boot_file, boot);
+    char pid_ns[128] = {};
+    EXPECT_GT(readlink("/proc/self/ns/pid", pid_ns, sizeof(pid_ns) - 1), 0);
+    return boot + " " + pid_ns + " " + std::to_string(child) + " 1";
   }
 
   uint64_t Objects(const std::string& prefix) {
@@ -138,6 +153,95 @@ TEST_F(CheckpointerTest, DeleteFreesOnlyChunksNoOtherCheckpointUses) {
   EXPECT_EQ(LoadAll(*c, *c->Describe()), a);
 }
 
+// A store whose manifest puts wait until the test opens the gate: a save in progress stays so.
+class GatedStore : public MemoryObjectApi {
+ public:
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ protected:
+  Result<ObjectInfo> PutBytes(std::string_view bucket, std::string_view key,
+                              std::string_view data, PutOptions options) override {
+    if (key.find("/steps/") != std::string_view::npos) {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return open_; });
+    }
+    return MemoryObjectApi::PutBytes(bucket, key, data, std::move(options));
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+TEST_F(CheckpointerTest, ASaveAsyncReturnsBeforeItsUploadWithTheBytesOfThatMoment) {
+  GatedStore store;
+  ASSERT_OK(store.CreateBucket("ckpt"));
+  CheckpointOptions o;
+  o.chunk_bytes = 64 << 10;
+  auto c = Checkpointer::Open(store, "ckpt/run", o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto state = State({0, 100, 300'000}, 1);
+  const auto saved_state = state;
+  auto save = (*c)->SaveAsync(3, ToSave(state), "extra");
+  ASSERT_TRUE(save.ok()) << save.status().ToString();
+  // Returned while its manifest cannot be written yet: not durable, not listed.
+  EXPECT_EQ(save->step(), 3u);
+  EXPECT_FALSE(save->Done());
+  // The caller reuses its memory at once; the checkpoint keeps the bytes of the call.
+  for (auto& [name, bytes] : state) std::fill(bytes.begin(), bytes.end(), 'x');
+  store.Open();
+  auto stats = save->Wait();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_TRUE(save->Done());
+  EXPECT_EQ(stats->bytes, 300'100u);
+  EXPECT_EQ(*(*c)->List(), std::vector<uint64_t>{3});
+  auto m = (*c)->Describe(3);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->extra, "extra");
+  EXPECT_EQ(LoadAll(**c, *m), saved_state);
+
+  // The next saves reuse the host memory; one of an existing step fails in its Wait.
+  auto again = (*c)->SaveAsync(3, ToSave(state));
+  ASSERT_TRUE(again.ok());
+  EXPECT_CODE(again->Wait().status(), Code::kAlreadyExists);
+  auto bigger = State({0, 100, 300'000, 500'000}, 2);
+  auto next = (*c)->SaveAsync(4, ToSave(bigger));
+  ASSERT_TRUE(next.ok());
+  // Destroying the Checkpointer waits for the upload.
+  c->reset();
+  EXPECT_TRUE(next->Done());
+  ASSERT_TRUE(next->Wait().ok());
+  auto reopened = Checkpointer::Open(store, "ckpt/run", o);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(*(*reopened)->List(), (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(LoadAll(**reopened, *(*reopened)->Describe(4)), bigger);
+}
+
+TEST_F(CheckpointerTest, TheFirstSaveOfACheckpointerReclaimsWhatKilledSavesLeft) {
+  auto c = Open();
+  ASSERT_TRUE(c->Save(1, ToSave(State({200'000}, 1))).ok());
+  // A saver killed before its manifest: its marker names a process of this host that is gone,
+  // and its chunks nothing uses.
+  ASSERT_OK(client_->Put("ckpt", "runs/a/saving/00000000000000000002-00000000deadbeef",
+                         DeadSaverMarker())
+                .status());
+  ASSERT_OK(client_->Put("ckpt", "runs/a/chunks/00000000000000000000000000000001-5", "dead!")
+                .status());
+  EXPECT_EQ(Objects("runs/a/chunks/"), 5u);
+  // The next process's first save lets them go; the run's checkpoints stay whole.
+  auto next = Open();
+  ASSERT_TRUE(next->Save(2, ToSave(State({200'000}, 2))).ok());
+  EXPECT_EQ(Objects("runs/a/chunks/"), 8u);
+  EXPECT_EQ(Objects("runs/a/saving/"), 0u);
+  EXPECT_EQ(LoadAll(*next, *next->Describe(1)), State({200'000}, 1));
+  EXPECT_EQ(LoadAll(*next, *next->Describe(2)), State({200'000}, 2));
+}
+
 TEST_F(CheckpointerTest, AnUnfinishedSaveIsNotListedAndItsChunksAreReclaimed) {
   auto c = Open();
   auto a = State({200'000}, 1);
@@ -159,17 +263,7 @@ TEST_F(CheckpointerTest, AnUnfinishedSaveIsNotListedAndItsChunksAreReclaimed) {
 
   // A marker whose saver was a process of this host that is gone holds nothing back, and goes.
   ASSERT_OK(client_->Delete("ckpt", "runs/a/saving/0123456789abcdef"));
-  const pid_t child = fork();
-  if (child == 0) _exit(0);
-  ASSERT_EQ(waitpid(child, nullptr, 0), child);
-  std::ifstream boot_file("/proc/sys/kernel/random/boot_id");
-  std::string boot;
-  std::getline(boot_file, boot);
-  char pid_ns[128] = {};
-  ASSERT_GT(readlink("/proc/self/ns/pid", pid_ns, sizeof(pid_ns) - 1), 0);
-  ASSERT_OK(client_->Put("ckpt", "runs/a/saving/00000000deadbeef",
-                         boot + " " + pid_ns + " " + std::to_string(child) + " 1")
-                .status());
+  ASSERT_OK(client_->Put("ckpt", "runs/a/saving/00000000deadbeef", DeadSaverMarker()).status());
   ASSERT_OK(c->KeepLast(5));
   EXPECT_EQ(Objects("runs/a/chunks/"), 4u);
   EXPECT_EQ(Objects("runs/a/saving/"), 0u);

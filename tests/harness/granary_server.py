@@ -29,14 +29,22 @@ def _die_with_parent():
 
 
 class GranaryServer:
+    """env_keys=False starts the server without GRANARY_ACCESS_KEY / GRANARY_SECRET_KEY, so that
+    it generates its root credentials (DATA/credentials.json); the clients then use the keys
+    read from the file its ready line names."""
+
     def __init__(self, data_dir=None, disks=None, extra_args=(), env=None, s3_port=0,
-                 native_port=0):
+                 native_port=0, env_keys=True):
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="granary-test-")
         self.disks = disks
         self.extra_args = list(extra_args)
         self.env = dict(os.environ)
-        self.env.update({"GRANARY_ACCESS_KEY": ACCESS_KEY, "GRANARY_SECRET_KEY": SECRET_KEY})
+        if env_keys:
+            self.env.update({"GRANARY_ACCESS_KEY": ACCESS_KEY, "GRANARY_SECRET_KEY": SECRET_KEY})
+        else:
+            self.env.pop("GRANARY_ACCESS_KEY", None)
+            self.env.pop("GRANARY_SECRET_KEY", None)
         if env:
             self.env.update(env)
         self.s3_port = s3_port
@@ -96,20 +104,24 @@ class GranaryServer:
         self.s3_port = int(event["s3"].rsplit(":", 1)[1])
         self.native_port = int(event["native"].rsplit(":", 1)[1])
         self.ready_event = event
+        if event.get("credentials", "environment") != "environment":
+            with open(event["credentials"]) as f:
+                keys = json.load(f)
+            self.access_key, self.secret_key = keys["access_key"], keys["secret_key"]
         return self
 
-    def stop(self, timeout=60):
-        """SIGTERM and wait: a clean shutdown. Returns the exit code."""
+    def stop(self, timeout=60, sig=signal.SIGTERM):
+        """SIGTERM (or `sig`) and wait: a clean shutdown. Returns the exit code."""
         if self.proc is None:
             return None
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             self._close()
-            raise RuntimeError("granary server did not stop within %ss of SIGTERM" % timeout)
+            raise RuntimeError(f"granary server did not stop within {timeout}s of {sig!r}")
         self._close()
         return code
 
