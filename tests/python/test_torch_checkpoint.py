@@ -1,6 +1,7 @@
 """granary.torch.Checkpointer against a real server, with Debian's PyTorch: round trips of models
-and optimizer states, in-place loads, incremental saves, the asynchronous save's copy, restarts,
-damaged chunks, bad input, and kill -9 of the saving process."""
+and optimizer states, in-place loads, incremental saves, the asynchronous save's copy and
+background upload, restarts, damaged chunks, bad input, and kill -9 of the saving process with
+the reclamation of what it left."""
 import json
 import os
 import pickle
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -206,6 +208,72 @@ def test_save_returns_after_the_copy_and_the_checkpoint_keeps_those_bytes(client
     handle.wait()
 
 
+class HeldUploads:
+    """Stands in for a Checkpointer's `_native`: save() waits until `release` is set (at most
+    `limit` seconds) and then saves through the real one; everything else is the real one's."""
+
+    def __init__(self, real, limit=30):
+        self._real = real
+        self._limit = limit
+        self.entered = threading.Event()  # an upload reached save()
+        self.release = threading.Event()
+
+    def save(self, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            raise AssertionError("save() uploaded on the caller's thread, not in the background")
+        self.entered.set()
+        if not self.release.wait(self._limit):
+            raise TimeoutError(f"the test held the upload for more than {self._limit} s")
+        return self._real.save(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_save_returns_before_the_upload_which_runs_in_the_background(client, bucket):
+    torch.manual_seed(11)
+    base = torch.randn(64, 64)
+    state = {"model": {"w": torch.randn(1 << 18), "base": base, "view": base[8:16]},
+             "history": [torch.arange(5), 0.5], "step": 4}
+    at_save = {"model": {k: v.clone() for k, v in state["model"].items()},
+               "history": [state["history"][0].clone(), 0.5], "step": 4}
+    at_save["model"]["view"] = at_save["model"]["base"][8:16]
+    ckpt = Checkpointer(client, f"{bucket}/runs/held", chunk_bytes=64 << 10)
+    held = HeldUploads(ckpt._native)
+    ckpt._native = held
+    handle = None
+    try:
+        handle = ckpt.save(4, state)  # returns while its upload waits for `release`
+        assert held.entered.wait(30), "the upload never started"
+        assert not handle.done()
+        with pytest.raises(TimeoutError):
+            handle.wait(timeout=0.01)
+        assert ckpt.list() == []
+        assert ckpt.latest_step() is None
+        # Training goes on: the state changes in place and in its containers.
+        state["model"]["w"].mul_(-1)
+        state["model"]["base"].zero_()  # and so its view
+        state["history"][0].add_(7)
+        state["history"].append(torch.ones(3))
+        state["step"] = 5
+        assert not handle.done() and ckpt.list() == []
+        held.release.set()
+        stats = handle.wait(timeout=60)
+        assert handle.done() and stats["bytes"] > 0
+        assert ckpt.list() == [4]
+        loaded = ckpt.load(4)
+        assert_same(loaded, at_save)
+        assert loaded["model"]["view"].storage().data_ptr() == \
+            loaded["model"]["base"].storage().data_ptr()
+    finally:
+        held.release.set()
+        if handle is not None:
+            try:
+                handle.wait(timeout=60)  # no upload outlives the test (and its bucket)
+            except Exception:  # noqa: BLE001  (the test's own assertion says what failed)
+                pass
+
+
 def test_errors_are_clear(client, bucket):
     ckpt = Checkpointer(client, f"{bucket}/runs/e")
     with pytest.raises(granary.NotFoundError):
@@ -265,61 +333,164 @@ def test_a_damaged_chunk_is_named_on_load(server, client, bucket):
 SAVER = textwrap.dedent("""
     import sys, torch, granary
     from granary.torch import Checkpointer
-    address, access, secret, run = sys.argv[1:5]
+    address, access, secret, run, columns, last = sys.argv[1:7]
     def state(step):
         g = torch.Generator().manual_seed(step)
-        return {"model": {f"w{i}": torch.randn(64, 1024, generator=g) for i in range(8)},
+        return {"model": {f"w{i}": torch.randn(64, int(columns), generator=g) for i in range(8)},
                 "step": step}
     client = granary.Client(address, access, secret)
     ckpt = Checkpointer(client, run, chunk_bytes=64 << 10)
-    step = 1
-    while True:
+    for step in range(1, int(last) + 1):  # bounded, should a kill never come
         ckpt.save(step, state(step)).wait()
         print(step, flush=True)
-        step += 1
 """)
+
+
+def saver_state(step, columns):
+    """The state SAVER saves as `step`."""
+    g = torch.Generator().manual_seed(step)
+    return {"model": {f"w{i}": torch.randn(64, columns, generator=g) for i in range(8)},
+            "step": step}
+
+
+def read_step(saver, round_, timeout=60):
+    """The next step the saver reports durable (it prints one per line)."""
+    line, deadline = b"", time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([saver.stdout], [], [], left)[0], \
+            f"the saver reported no save in {timeout} s (round {round_})"
+        byte = os.read(saver.stdout.fileno(), 1)
+        assert byte, f"the saver died (round {round_})"
+        line += byte
+    return int(line)
+
+
+def chunk_names(manifest):
+    """The names (under chunks/) of the chunks a checkpoint's manifest references."""
+    for tensor in manifest.tensors:
+        for lo, hi, size in tensor.__getstate__()[4]:  # (name, dtype, shape, size, chunks)
+            yield f"{hi:016x}{lo:016x}-{size}"
+
+
+def manifest_steps(keys, prefix):
+    """The steps whose manifests are among `keys`, ascending."""
+    return sorted(int(k[len(prefix + "steps/"):].split("/")[0]) for k in keys
+                  if k.startswith(prefix + "steps/") and k.endswith("/manifest"))
+
+
+def manifest_keys(steps, prefix):
+    return {f"{prefix}steps/{step:020d}/manifest" for step in steps}
+
+
+def chunks_of(ckpt, steps, chunks_dir):
+    """The keys of the chunks the manifests of `steps` reference."""
+    return {chunks_dir + name
+            for step in steps for name in chunk_names(ckpt._native.describe(step))}
+
+
+def kill_phase(steps, orphan_chunks, markers, per_step):
+    """Where a kill hit the save in progress, as the objects it left tell."""
+    marked = sorted(m.rsplit("/", 1)[1].split("-")[0].lstrip("0") or "0" for m in markers)
+    step = f"step {', '.join(marked)}"
+    if not markers and not orphan_chunks:
+        return "between saves: nothing left over"
+    if not markers:
+        return f"{len(orphan_chunks)} orphan chunks and no marker (unexpected)"
+    if orphan_chunks:
+        return f"uploading {step}: {len(orphan_chunks)} of its {per_step} chunks stored"
+    if all(m.isdigit() and int(m) in steps for m in marked):
+        return f"{step} committed, its marker not yet removed"
+    return f"{step} marked, none of its chunks stored yet"
 
 
 def test_kill_9_while_saving_leaves_the_last_complete_checkpoint(server, client, bucket, tmp_path):
     script = tmp_path / "saver.py"
     script.write_text(SAVER)
-    run = f"{bucket}/runs/kill"
-    env = dict(os.environ)
+    run, prefix = f"{bucket}/runs/kill", "runs/kill/"
+    chunks_dir, saving_dir = prefix + "chunks/", prefix + "saving/"
+    ckpt = Checkpointer(client, run)
     rng = random.Random(42)
-    durable = 0
-    for round_ in range(4):
+    rounds = []  # what each kill left, for the messages
+    for round_ in range(6):
+        # Even rounds kill at a random time, in whatever phase the saver is (making the state,
+        # copying it, uploading, committing); odd rounds save a larger state (16 MiB a step)
+        # and kill once the bucket holds chunks no listed checkpoint accounts for: mid-upload.
+        mid_upload = round_ % 2 == 1
+        columns = 8192 if mid_upload else 1024
+        per_step = 8 * 64 * columns * 4 // (64 << 10)  # 64 KiB chunks, all distinct
         saver = subprocess.Popen(
             [sys.executable, str(script), server.native_address, server.access_key,
-             server.secret_key, run], stdout=subprocess.PIPE, text=True, env=env)
+             server.secret_key, run, str(columns), "10" if mid_upload else "40"],
+            stdout=subprocess.PIPE, bufsize=0, env=dict(os.environ))
+        durable = 0
         try:
-            # Let it finish a few saves, then kill it at a random point of the next one.
+            # Let it finish a few saves, then kill it during a later one.
             for _ in range(2):
-                line = saver.stdout.readline()
-                assert line, f"the saver died (round {round_})"
-                durable = max(durable, int(line))
-            time.sleep(rng.uniform(0, 0.3))
+                durable = read_step(saver, round_)
+            if mid_upload:
+                how = "once uncommitted chunks were seen"
+                deadline = time.monotonic() + 30
+                while True:
+                    # Chunks first: a save that commits in between is then counted in full.
+                    stored = sum(1 for _ in client.list_all(bucket, prefix=chunks_dir))
+                    if stored > per_step * len(ckpt.list()):
+                        break
+                    assert saver.poll() is None, f"the saver ended (round {round_})"
+                    assert time.monotonic() < deadline, f"no upload seen in 30 s (round {round_})"
+            else:
+                delay = rng.uniform(0, 0.3)
+                how = f"{delay * 1000:.0f} ms after step {durable}"
+                time.sleep(delay)
         finally:
             os.kill(saver.pid, signal.SIGKILL)
             saver.wait()
-        # Steps restart at 1 in each round: delete what it saved, as a fresh run would.
-        ckpt = Checkpointer(client, run)
-        steps = ckpt.list()
-        assert steps and steps[-1] >= durable
+            saver.stdout.close()
+
+        # The space the killed save holds: chunks no listed checkpoint references, and markers.
+        before = {o.key for o in client.list_all(bucket, prefix=prefix)}
+        steps = manifest_steps(before, prefix)
+        assert steps and steps[-1] >= durable, (round_, steps, durable)
+        used = chunks_of(ckpt, steps, chunks_dir)
+        chunks = {k for k in before if k.startswith(chunks_dir)}
+        assert used <= chunks, f"round {round_}: a listed checkpoint lacks chunks"
+        orphans = chunks - used
+        markers = {k for k in before if k.startswith(saving_dir)}
+        assert before == chunks | markers | manifest_keys(steps, prefix), f"round {round_}"
+
+        # A reclamation that deletes no checkpoint removes exactly those (the saver is dead).
+        ckpt.keep_last(len(steps))
+        after = {o.key for o in client.list_all(bucket, prefix=prefix)}
+        # The server finishes the puts the saver had sent before it died: they may land after
+        # the listing above (a checkpoint's commit too), and a later reclamation takes them.
+        late = after - before
+        listed = manifest_steps(after, prefix)
+        committed_late = sorted(set(listed) - set(steps))
+        assert set(steps) <= set(listed) and committed_late in ([], [steps[-1] + 1]), \
+            (round_, steps, listed)
+        gone = (orphans - chunks_of(ckpt, committed_late, chunks_dir)) | markers
+        rounds.append((f"round {round_} (killed {how}): steps {steps}, "
+                       + kill_phase(steps, orphans, markers, per_step)
+                       + (f"; {len(late)} of its puts landed after the kill" if late else "")
+                       + (f"; step {committed_late} committed after it" if committed_late else ""),
+                       len(gone - markers)))
+        said = rounds[-1][0]
+        assert after & before == before - gone, said
+        assert all(k.startswith((chunks_dir, saving_dir)) for k in late - manifest_keys(
+            committed_late, prefix)), f"{said}: {sorted(late)}"
+        steps = listed
         for step in steps:  # every listed checkpoint is complete and exact
-            g = torch.Generator().manual_seed(step)
-            loaded = ckpt.load(step)
-            assert loaded["step"] == step
-            for i in range(8):
-                assert torch.equal(loaded["model"][f"w{i}"], torch.randn(64, 1024, generator=g))
-        # The killed save's chunks are reclaimed (its saver is dead), the rest kept.
+            assert_same(ckpt.load(step), saver_state(step, columns))
+
         ckpt.keep_last(1)
-        kept = ckpt.load()
-        chunks = sum(1 for _ in client.list_all(bucket, prefix="runs/kill/chunks/"))
-        assert chunks == 8 * 4  # 8 tensors of 256 KiB in 64 KiB chunks, all distinct
-        assert not list(client.list_all(bucket, prefix="runs/kill/saving/"))
-        assert kept["step"] == steps[-1]
+        assert ckpt.list() == steps[-1:]
+        assert sum(1 for _ in client.list_all(bucket, prefix=chunks_dir)) == per_step
+        assert_same(ckpt.load(), saver_state(steps[-1], columns))
+        # Steps restart at 1 in each round: delete what it saved, as a fresh run would.
         ckpt.delete(steps[-1])
-        durable = 0
+        assert not list(client.list_all(bucket, prefix=prefix)), said
+    summary = "\n".join(said for said, _ in rounds)
+    assert any(reclaimed for _, reclaimed in rounds), f"no kill left a save's chunks:\n{summary}"
 
 
 def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
