@@ -14,9 +14,9 @@
 // one could remove a chunk a save counts on. Saves in progress elsewhere are otherwise safe from
 // reclamation: each marks itself under saving/ until its commit, and a reclamation spares the
 // chunks written since the oldest live marker or since it began. A marker no longer counts once
-// its saver is known dead (a process of this host and pid namespace that is gone) or after an
-// hour, so the chunks of a killed save are reclaimed: by the next Delete or KeepLast, or after
-// the first save of the next Checkpointer.
+// its saver is known dead (a process of this host and pid namespace that is gone, for
+// dead_saver_grace_ms) or after an hour, so the chunks of a killed save are reclaimed: by the
+// next Delete or KeepLast, or after the first save of the next Checkpointer.
 //
 // Thread-safe: calls on one Checkpointer are serialized.
 #pragma once
@@ -38,6 +38,10 @@ namespace granary {
 struct CheckpointOptions {
   uint64_t chunk_bytes = 16ull << 20;  // a tensor's bytes are cut into chunks of this size
   int parallel = 8;                    // chunks uploaded or read at once
+  // The requests a killed saver had sent may still land on the server after it died (its
+  // manifest too): a reclamation spares the chunks younger than this even when their saver is
+  // known dead, and a later one takes them.
+  int64_t dead_saver_grace_ms = 60'000;
 };
 
 // A tensor to save: its bytes, contiguous, and what the caller needs to rebuild it.

@@ -526,8 +526,10 @@ Status Checkpointer::Impl::ReclaimSince(int64_t started_ns) {
     if (started_ns - marker.mtime_ns >= kStaleSaveNs) continue;
     Result<std::string> body = store_.Get(bucket_, marker.key);
     if (!body.ok() && body.status().IsNotFound()) continue;  // its save just ended
-    if (body.ok() && SaverIsDead(*body)) {  // killed on this host: its chunks are orphans
+    if (body.ok() && SaverIsDead(*body)) {
+      // Killed on this host: its chunks are orphans, once the requests it had sent have landed.
       store_.Delete(bucket_, marker.key).IgnoreError();
+      cutoff = std::min(cutoff, started_ns - options_.dead_saver_grace_ms * 1'000'000);
       continue;
     }
     cutoff = std::min(cutoff, marker.mtime_ns);

@@ -218,18 +218,21 @@ builds PyTorch's checkpoints on it).
 A checkpoint is visible only once every byte of it is durable; chunks the run already holds are
 not written again; every chunk is checked against its hash on load.)doc");
   cls.def(py::init([](py::object client, const std::string& run, uint64_t chunk_bytes,
-                      int parallel) {
+                      int parallel, double dead_saver_grace) {
             if (chunk_bytes == 0) throw py::value_error("chunk_bytes must be > 0");
             if (parallel < 1) throw py::value_error("parallel must be >= 1");
+            if (!(dead_saver_grace >= 0)) throw py::value_error("dead_saver_grace must be >= 0");
             CheckpointOptions o;
             o.chunk_bytes = chunk_bytes;
             o.parallel = parallel;
+            o.dead_saver_grace_ms = static_cast<int64_t>(dead_saver_grace * 1000);
             return std::make_unique<PyCheckpointer>(std::move(client), run, o);
           }),
           py::arg("client"), py::arg("run"), py::kw_only(), py::arg("chunk_bytes") = 16ull << 20,
-          py::arg("parallel") = 8,
+          py::arg("parallel") = 8, py::arg("dead_saver_grace") = 60.0,
           "Opens the run \"bucket/prefix\" over `client`. InvalidArgumentError for a malformed "
-          "run, NoSuchBucketError when the bucket does not exist.");
+          "run, NoSuchBucketError when the bucket does not exist. `dead_saver_grace`: seconds "
+          "a killed saver's chunks are spared by reclamation, for its requests still landing.");
   cls.def(
       "save",
       [](PyCheckpointer& self, IntArg step_obj, TensorsArg tensors_obj, BufferArg extra_obj) {

@@ -24,10 +24,12 @@ class CheckpointerTest : public ClientTest {
     ASSERT_OK(client_->CreateBucket("ckpt"));
   }
 
-  std::unique_ptr<Checkpointer> Open(std::string_view run = "ckpt/runs/a") {
+  // `grace_ms`: CheckpointOptions::dead_saver_grace_ms (none: reclaim a dead saver's at once).
+  std::unique_ptr<Checkpointer> Open(std::string_view run = "ckpt/runs/a", int64_t grace_ms = 0) {
     CheckpointOptions o;
     o.chunk_bytes = 64 << 10;  // several chunks per tensor
     o.parallel = 4;
+    o.dead_saver_grace_ms = grace_ms;
     auto c = Checkpointer::Open(*client_, run, o);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(*c) : nullptr;
@@ -227,19 +229,26 @@ TEST_F(CheckpointerTest, TheFirstSaveOfACheckpointerReclaimsWhatKilledSavesLeft)
   ASSERT_TRUE(c->Save(1, ToSave(State({200'000}, 1))).ok());
   // A saver killed before its manifest: its marker names a process of this host that is gone,
   // and its chunks nothing uses.
-  ASSERT_OK(client_->Put("ckpt", "runs/a/saving/00000000000000000002-00000000deadbeef",
+  ASSERT_OK(client_->Put("ckpt", "runs/a/saving/00000000000000000007-00000000deadbeef",
                          DeadSaverMarker())
                 .status());
   ASSERT_OK(client_->Put("ckpt", "runs/a/chunks/00000000000000000000000000000001-5", "dead!")
                 .status());
   EXPECT_EQ(Objects("runs/a/chunks/"), 5u);
-  // The next process's first save lets them go; the run's checkpoints stay whole.
-  auto next = Open();
-  ASSERT_TRUE(next->Save(2, ToSave(State({200'000}, 2))).ok());
-  EXPECT_EQ(Objects("runs/a/chunks/"), 8u);
+  // Within the grace after a saver's death its requests may still be landing: the next
+  // process's first save drops the dead marker but spares the young chunk.
+  auto patient = Open("ckpt/runs/a", CheckpointOptions().dead_saver_grace_ms);
+  ASSERT_TRUE(patient->Save(2, ToSave(State({200'000}, 2))).ok());
+  EXPECT_EQ(Objects("runs/a/chunks/"), 9u);
   EXPECT_EQ(Objects("runs/a/saving/"), 0u);
+  // Once past it (here: none), the first save of the next lets the chunk go; the run's
+  // checkpoints stay whole.
+  auto next = Open();
+  ASSERT_TRUE(next->Save(3, ToSave(State({200'000}, 3))).ok());
+  EXPECT_EQ(Objects("runs/a/chunks/"), 12u);
   EXPECT_EQ(LoadAll(*next, *next->Describe(1)), State({200'000}, 1));
   EXPECT_EQ(LoadAll(*next, *next->Describe(2)), State({200'000}, 2));
+  EXPECT_EQ(LoadAll(*next, *next->Describe(3)), State({200'000}, 3));
 }
 
 TEST_F(CheckpointerTest, AnUnfinishedSaveIsNotListedAndItsChunksAreReclaimed) {

@@ -258,11 +258,15 @@ class Checkpointer:
     exist). `client` is a granary.Client; `chunk_bytes` the size tensors are cut into (the unit
     of deduplication), `parallel` the chunks moved at once. `trusted`: load() constructs any
     Python object the checkpoint's pickle names (as torch.load does); by default only plain
-    values, containers, torch.Size and dtypes, so that reading a bucket cannot run code."""
+    values, containers, torch.Size and dtypes, so that reading a bucket cannot run code.
+    `dead_saver_grace`: seconds for which a reclamation (delete, keep_last, the first save)
+    spares the chunks of a save killed on this host, whose last requests may still be landing
+    on the server."""
 
-    def __init__(self, client, run, *, chunk_bytes=16 << 20, parallel=8, trusted=False):
+    def __init__(self, client, run, *, chunk_bytes=16 << 20, parallel=8, trusted=False,
+                 dead_saver_grace=60.0):
         self._native = _granary.Checkpointer(client, run, chunk_bytes=chunk_bytes,
-                                             parallel=parallel)
+                                             parallel=parallel, dead_saver_grace=dead_saver_grace)
         self._client = client
         self.run = run
         self._trusted = trusted
