@@ -245,7 +245,8 @@ Result<ObjectInfo> ObjectStore::CommitObject(std::string_view bucket, std::strin
   if (synced) {
     RETURN_IF_ERROR(WriteSynced(batch));
   } else {
-    RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), batch), "committing to the namespace"));
+    RETURN_IF_ERROR(
+        FromRocks(db_->Write(rocksdb::WriteOptions(), batch), "committing to the namespace"));
   }
   ForgetIntents(intent_versions);
   return InfoOf(bucket, key, record);

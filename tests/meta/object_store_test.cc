@@ -102,6 +102,11 @@ TEST_F(ObjectStoreTest, InlineBlobAndChunkedObjectsRoundTripAcrossRestarts) {
       {"one-chunk", RandomBytes(64 * 1024, 3)},
       {"chunks", RandomBytes(64 * 1024 * 5 + 17, 4)},
   };
+  // Up to inline_max (1 KiB here) an object lives in its record: no blob. Past it, one blob up
+  // to chunk_bytes (64 KiB here), then one per chunk.
+  const std::map<std::string, uint64_t> blobs = {{"empty", 0}, {"tiny", 0},     {"inline", 0},
+                                                 {"blob", 1},  {"one-chunk", 1}, {"chunks", 6}};
+  uint64_t expected_blobs = 0;
   for (const auto& [k, v] : objects) {
     PutOptions o;
     o.content_type = "application/x-test";
@@ -112,6 +117,8 @@ TEST_F(ObjectStoreTest, InlineBlobAndChunkedObjectsRoundTripAcrossRestarts) {
     Md5 md5;
     md5.Update(v);
     EXPECT_EQ(info->etag, EtagOf(md5.Finish(), 0));
+    expected_blobs += blobs.at(k);
+    EXPECT_EQ(blobs_->Stats().blobs, expected_blobs) << k;
   }
   for (int round = 0; round < 2; ++round) {
     for (const auto& [k, v] : objects) {
@@ -295,7 +302,8 @@ class PendingCommitTest : public ObjectStoreTest {
       rocksdb::WriteOptions wo;
       wo.sync = true;
       EXPECT_TRUE(db->Put(wo, ObjectKey("bkt", "k"), old_value).ok());
-      EXPECT_TRUE(db->Put(wo, PendingCommitKey(record.version()), pending.SerializeAsString()).ok());
+      EXPECT_TRUE(
+          db->Put(wo, PendingCommitKey(record.version()), pending.SerializeAsString()).ok());
       // The garbage record the lost write would have added for the first put's runs.
       std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
       for (it->Seek(std::string(1, kGarbageKind)); it->Valid() && it->key()[0] == kGarbageKind;
