@@ -139,6 +139,16 @@ Result<std::unique_ptr<ObjectWriter>> ClusterObjectApi::BeginPut(std::string_vie
        options = std::move(options)](Client& head) { return head.BeginPut(bucket, key, options); });
 }
 
+Result<ObjectInfo> ClusterObjectApi::PutBytes(std::string_view bucket, std::string_view key,
+                                              std::string_view data, PutOptions options) {
+  if (!options.conditions.empty()) {
+    return ObjectApi::PutBytes(bucket, key, data, std::move(options));
+  }
+  return router_->OnHead(bucket, key, [&](const NodeClient& head) {
+    return head.client->Put(bucket, key, data, options);
+  });
+}
+
 Result<std::unique_ptr<ObjectReader>> ClusterObjectApi::Open(std::string_view bucket,
                                                              std::string_view key,
                                                              const GetOptions& options) {

@@ -98,6 +98,14 @@ class ClusterObjectApi final : public ObjectApi {
   Result<ListUploadsResult> ListMultipartUploads(std::string_view bucket,
                                                  const ListUploadsOptions& options) override;
 
+ protected:
+  // A put of bytes in memory (Put): sent again, with a fresh map, when its partition's head
+  // changed or could not serve it (a failover), as the calls without data are. Only when it has
+  // no conditions: a put that took effect but whose answer was lost would fail them when sent
+  // again. The others stream through BeginPut, once.
+  Result<ObjectInfo> PutBytes(std::string_view bucket, std::string_view key,
+                              std::string_view data, PutOptions options) override;
+
  private:
   explicit ClusterObjectApi(std::unique_ptr<Router> router);
 
