@@ -491,8 +491,11 @@ void AddClusterBenchCommand(CLI::App& bench) {
   cmd->add_option("--dir", o->dir, "directory for the cluster's data")->capture_default_str();
   cmd->add_option("--seconds", o->seconds, "length of each timed phase")->capture_default_str();
   cmd->add_option("--threads", o->threads, "concurrent clients")->capture_default_str();
-  cmd->add_option("--size-kib", o->size_kib, "blob size")->capture_default_str();
+  cmd->add_option("--size-kib", o->size_kib, "blob size")
+      ->check(CLI::Range(1, 4 << 20))
+      ->capture_default_str();
   cmd->add_option("--object-kib", o->object_kib, "object size through the namespace")
+      ->check(CLI::Range(1, 4 << 20))
       ->capture_default_str();
   cmd->add_option("--chains", o->chains, "chains of each cluster")->capture_default_str();
   cmd->add_option("--repair-mib", o->repair_mib, "data written before a node is killed")

@@ -376,9 +376,12 @@ void AddObjectBenchCommands(CLI::App& bench) {
     cmd->add_flag("--quick", o->quick, "Smoke run: 1 s per phase");
     cmd->add_option("--seconds", o->seconds, "Seconds per phase (puts, gets) of each store")
         ->capture_default_str();
-    cmd->add_option("--threads", o->threads, "Concurrent clients")->capture_default_str();
+    cmd->add_option("--threads", o->threads, "Concurrent clients")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
     cmd->add_option("--sizes", o->sizes_kib, "Object sizes in KiB")
         ->delimiter(',')
+        ->check(CLI::Range(1, 4 << 20))
         ->capture_default_str();
     cmd->add_option("--max-gib", o->max_gib, "Data written per store and size, at most")
         ->capture_default_str();

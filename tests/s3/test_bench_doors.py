@@ -35,3 +35,18 @@ def test_bench_measures_every_door_against_its_baselines(kind, doors, tmp_path):
     expected = {(size, op, door, baseline) for size in ("4k", "64k") for op in ("put", "get")
                 for door in doors for baseline in ("engine", "files")}
     assert expected <= seen, sorted(expected - seen)
+
+
+@pytest.mark.parametrize("args,named", [
+    (["client", "--sizes", "0"], "--sizes"),
+    (["s3", "--sizes", "-4"], "--sizes"),
+    (["client", "--threads", "0"], "--threads"),
+    (["cluster", "--size-kib", "0"], "--size-kib"),
+])
+def test_bench_refuses_sizes_and_clients_out_of_range(args, named, tmp_path):
+    out = subprocess.run([BINARY, "bench", *args, "--dir", str(tmp_path / "b")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert out.returncode > 0, out  # refused with an exit status, not killed by a signal
+    message = (out.stdout + out.stderr).decode(errors="replace")
+    assert named in message and "not in range" in message, message
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
