@@ -91,7 +91,8 @@ class Client : public ObjectApi {
   ~Client() override;
 
   // Many small objects in one round trip (per connection's worth of bytes). One result per item,
-  // in order; missing keys are kNotFound results, not a failed call.
+  // in order; missing keys are kNotFound results, not a failed call. Items whose bytes lie in a
+  // SharedBuffer are taken from it by the server, not sent.
   std::vector<Result<ObjectInfo>> PutMany(std::string_view bucket,
                                           std::span<const PutItem> items) override;
   std::vector<Result<std::string>> GetMany(std::string_view bucket,
@@ -100,7 +101,8 @@ class Client : public ObjectApi {
                                  std::span<const std::string> keys) override;
 
   // Each buffer receives the whole of its object; one result per key: the object's size, or
-  // kNotFound, or kInvalidArgument if its buffer is too small. One round trip.
+  // kNotFound, or kInvalidArgument if its buffer is too small. One round trip. When every buffer
+  // lies in a SharedBuffer, the server writes the objects into them: no byte crosses the socket.
   std::vector<Result<size_t>> GetManyInto(std::string_view bucket,
                                           std::span<const std::string> keys,
                                           std::span<const std::span<char>> buffers);

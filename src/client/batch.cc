@@ -122,7 +122,14 @@ std::vector<Result<ObjectInfo>> Client::PutMany(std::string_view bucket,
       item->set_key(it.key);
       item->set_size(it.data.size());
       rpc::ToProto(it.options, item->mutable_options());
-      if (!it.data.empty()) payload.push_back(it.data);
+      // Bytes in a shared buffer stay there: the server takes them from it.
+      std::optional<proto::SharedRange> shared;
+      if (!it.data.empty()) shared = impl_->SharedRangeOf(it.data.data(), it.data.size());
+      if (shared) {
+        *item->mutable_from() = *shared;
+      } else if (!it.data.empty()) {
+        payload.push_back(it.data);
+      }
     }
     proto::PutManyResponse resp;
     Status st = RoundTrip(*impl_, proto::PUT_MANY, req, payload, false,
@@ -156,16 +163,22 @@ namespace {
 
 // GET_MANY for keys[begin, end): `place(i, size)` says where key i's `size` bytes go and
 // `done(i, status, size)` records key i's outcome. With `buffers`, the server refuses (with
-// kInvalidArgument, sending no bytes) objects larger than their buffer.
+// kInvalidArgument, sending no bytes) objects larger than their buffer. With `into` (one shared
+// range per key, where `buffers` lie), the server writes the objects into them itself.
 Status GetManyBatch(Client::Impl& impl, std::string_view bucket, std::span<const std::string> keys,
                     size_t begin, size_t end, std::span<const std::span<char>> buffers,
+                    std::span<const proto::SharedRange> into,
                     const std::function<char*(size_t, uint64_t)>& place,
                     const std::function<void(size_t, Status, uint64_t)>& done) {
   proto::GetManyRequest req;
   req.set_bucket(std::string(bucket));
   for (size_t i = begin; i < end; ++i) {
     req.add_keys(keys[i]);
-    if (!buffers.empty()) req.add_max_sizes(buffers[i].size());
+    if (!into.empty()) {
+      *req.add_into() = into[i];
+    } else if (!buffers.empty()) {
+      req.add_max_sizes(buffers[i].size());
+    }
   }
   return RoundTrip(
       impl, proto::GET_MANY, req, {}, true,
@@ -175,7 +188,7 @@ Status GetManyBatch(Client::Impl& impl, std::string_view bucket, std::span<const
         RETURN_IF_ERROR(CheckCount(resp.items_size(), end - begin, "GET_MANY"));
         uint64_t total = 0;
         for (const auto& item : resp.items()) {
-          if (item.status().code() == 0) total += item.size();
+          if (item.status().code() == 0 && into.empty()) total += item.size();
         }
         if (total != r.payload_length) {
           return Status::Internal("GET_MANY items add up to " + std::to_string(total) +
@@ -191,8 +204,10 @@ Status GetManyBatch(Client::Impl& impl, std::string_view bucket, std::span<const
           if (!buffers.empty() && item.size() > buffers[i].size()) {
             return Status::Internal("GET_MANY sent an object larger than its buffer");
           }
-          char* dst = place(i, item.size());
-          RETURN_IF_ERROR(conn.ReadPayload(dst, item.size(), deadline));
+          if (into.empty()) {
+            char* dst = place(i, item.size());
+            RETURN_IF_ERROR(conn.ReadPayload(dst, item.size(), deadline));
+          }
           done(i, Status::OK(), item.size());
         }
         return Status::OK();
@@ -214,7 +229,7 @@ std::vector<Result<std::string>> Client::GetMany(std::string_view bucket,
   size_t begin = 0;
   for (size_t end : SplitKeys(keys)) {
     Status st = GetManyBatch(
-        *impl_, bucket, keys, begin, end, {},
+        *impl_, bucket, keys, begin, end, {}, {},
         [&](size_t i, uint64_t size) {
           data[i].resize(size);
           return data[i].data();
@@ -249,11 +264,22 @@ std::vector<Result<size_t>> Client::GetManyInto(std::string_view bucket,
     for (size_t i = 0; i < keys.size(); ++i) results.push_back(st);
     return results;
   }
+  // When every buffer lies in a shared buffer, the server writes the objects into them.
+  std::vector<proto::SharedRange> into;
+  for (std::span<char> b : buffers) {
+    std::optional<proto::SharedRange> range;
+    if (!b.empty()) range = impl_->SharedRangeOf(b.data(), b.size());
+    if (!range) {
+      into.clear();
+      break;
+    }
+    into.push_back(*range);
+  }
   std::vector<std::optional<Result<size_t>>> out(keys.size());
   size_t begin = 0;
   for (size_t end : SplitKeys(keys)) {
     Status st = GetManyBatch(
-        *impl_, bucket, keys, begin, end, buffers,
+        *impl_, bucket, keys, begin, end, buffers, into,
         [&](size_t i, uint64_t) { return buffers[i].data(); },
         [&](size_t i, Status s, uint64_t size) {
           if (s.ok()) {

@@ -322,7 +322,8 @@ std::vector<Status> ObjectStore::DeleteMany(std::string_view bucket,
 
 // Intents and garbage ---------------------------------------------------------------------------
 
-Status ObjectStore::WriteIntent(const proto::DataRun& span, const IntentTarget& target) {
+void ObjectStore::AddIntent(rocksdb::WriteBatch* batch, const proto::DataRun& span,
+                            const IntentTarget& target) {
   proto::IntentRecord intent;
   intent.set_version(span.version());
   intent.set_chunk_bytes(span.chunk_bytes());
@@ -333,12 +334,15 @@ Status ObjectStore::WriteIntent(const proto::DataRun& span, const IntentTarget& 
   intent.set_key(std::string(target.key));
   intent.set_upload_id(std::string(target.upload_id));
   intent.set_part(target.part);
-  // Not synced: a kill -9 keeps it (RocksDB has written it to its log file before Put returns).
+  batch->Put(IntentKey(span.version()), intent.SerializeAsString());
+}
+
+Status ObjectStore::WriteIntent(const proto::DataRun& span, const IntentTarget& target) {
+  rocksdb::WriteBatch batch;
+  AddIntent(&batch, span, target);
+  // Not synced: a kill -9 keeps it (RocksDB has written it to its log file before Write returns).
   // See docs/formats/meta.md for what a power loss can leave behind.
-  return FromRocks(
-      intents_db_->Put(rocksdb::WriteOptions(), IntentKey(span.version()),
-                       intent.SerializeAsString()),
-      "recording an upload");
+  return FromRocks(intents_db_->Write(rocksdb::WriteOptions(), &batch), "recording an upload");
 }
 
 void ObjectStore::ForgetIntents(std::span<const uint64_t> versions) {

@@ -225,6 +225,9 @@ class ObjectStore final : public ObjectApi {
   // `span`: the run's version and replicas, chunk_bytes, and its size so far rounded up to
   // whole chunks (the blobs that may exist).
   Status WriteIntent(const proto::DataRun& span, const IntentTarget& target);
+  // Adds the intent WriteIntent records to `batch`, to be written to the intents.
+  void AddIntent(rocksdb::WriteBatch* batch, const proto::DataRun& span,
+                 const IntentTarget& target);
   void ForgetIntents(std::span<const uint64_t> versions);
   // Whether the upload of `intent` was committed (its record refers to its version).
   Result<bool> IntentCommitted(const proto::IntentRecord& intent);

@@ -317,9 +317,8 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
   std::vector<Result<ObjectInfo>> out(items.size(), Status::Internal("not written"));
   Result<uint32_t> replicas = BucketReplicas(bucket);
   const Status bucket_status = replicas.status();
-  std::vector<std::pair<std::string, std::string_view>> blobs;
-  std::vector<proto::ObjectRecord> records(items.size());
-  std::vector<bool> batched(items.size(), false);
+  // The items of the batch are separate streams: their MD5s are taken together on the lanes.
+  std::vector<std::unique_ptr<Md5Stream>> md5(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     const PutItem& item = items[i];
     if (!bucket_status.ok()) {
@@ -335,11 +334,19 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
       out[i] = Put(bucket, item.key, item.data, item.options);
       continue;
     }
-    Md5 md5;
-    md5.Update(item.data);
-    std::string digest = md5.Finish();
+    md5[i] = std::make_unique<Md5Stream>(&md5_lanes_);
+    md5[i]->UpdateLater(item.data);
+  }
+  std::vector<std::pair<std::string, std::string_view>> blobs;
+  std::vector<proto::ObjectRecord> records(items.size());
+  std::vector<bool> batched(items.size(), false);
+  rocksdb::WriteBatch intent_batch;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!md5[i]) continue;
+    const PutItem& item = items[i];
+    std::string digest = md5[i]->Finish();
     if (!item.options.content_md5.empty()) {
-      st = CheckContentMd5(item.options.content_md5, digest);
+      Status st = CheckContentMd5(item.options.content_md5, digest);
       if (!st.ok()) {
         out[i] = st;
         continue;
@@ -368,13 +375,24 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
       run->set_chunk_bytes(options_.chunk_bytes);
       run->set_replicas(*replicas);
       blobs.emplace_back(BlobKeyOf(*run, 0), item.data);
-      st = WriteIntent(*run, {bucket, item.key, {}, 0});
-      if (!st.ok()) {
-        out[i] = st;
-        continue;
-      }
+      AddIntent(&intent_batch, *run, {bucket, item.key, {}, 0});
     }
     batched[i] = true;
+  }
+  md5.clear();
+  // The intents of every blob of the batch in one write, before any blob is.
+  if (intent_batch.Count() > 0) {
+    Status st = FromRocks(intents_db_->Write(rocksdb::WriteOptions(), &intent_batch),
+                          "recording uploads");
+    if (!st.ok()) {
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (batched[i] && records[i].runs_size() > 0) {
+          batched[i] = false;
+          out[i] = st;
+        }
+      }
+      blobs.clear();
+    }
   }
   Status blob_status = options_.blobs->PutMany(blobs);
   std::vector<size_t> commit;

@@ -37,8 +37,8 @@ Status Put(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& ca
 Status UploadPart(ObjectApi& api, rpc::ServerCall& call);
 Status Get(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call);
 Status ShareBuffer(rpc::SharedBuffers* shared, rpc::ServerCall& call);
-Status PutMany(ObjectApi& api, rpc::ServerCall& call);
-Status GetMany(ObjectApi& api, rpc::ServerCall& call);
+Status PutMany(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call);
+Status GetMany(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call);
 Status DeleteMany(ObjectApi& api, rpc::ServerCall& call);
 
 // Parses the request body into `message`; false (after answering kInvalidArgument) if it does

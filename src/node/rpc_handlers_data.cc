@@ -200,38 +200,55 @@ Status ShareBuffer(rpc::SharedBuffers* shared, rpc::ServerCall& call) {
   return call.Respond(resp);
 }
 
-Status PutMany(ObjectApi& api, rpc::ServerCall& call) {
+Status PutMany(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call) {
   proto::PutManyRequest req;
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
   if (call.payload_chunked()) {
     return call.Respond(Status::InvalidArgument("PUT_MANY needs a payload of known length"));
   }
-  uint64_t total = 0;
-  for (const auto& item : req.items()) total += item.size();
-  if (total != call.payload_length()) {
+  // Items from shared buffers are not in the payload; the limit covers every item's bytes.
+  uint64_t in_payload = 0, total = 0;
+  for (const auto& item : req.items()) {
+    total += item.size();
+    if (!item.has_from()) in_payload += item.size();
+  }
+  if (in_payload != call.payload_length()) {
     return call.Respond(Status::InvalidArgument(
-        "PUT_MANY items add up to " + std::to_string(total) + " bytes but the payload has " +
-        std::to_string(call.payload_length())));
+        "PUT_MANY items add up to " + std::to_string(in_payload) + " payload bytes but the " +
+        "payload has " + std::to_string(call.payload_length())));
   }
   if (total > kMaxBatchPayloadBytes) {
     return call.Respond(Status::InvalidArgument(
-        "PUT_MANY payload of " + std::to_string(total) + " bytes exceeds the limit of " +
+        "PUT_MANY items of " + std::to_string(total) + " bytes exceed the limit of " +
         std::to_string(kMaxBatchPayloadBytes) + "; split the batch"));
   }
-  std::string data(total, '\0');
+  std::string data(in_payload, '\0');
   ASSIGN_OR_RETURN(size_t got, call.ReadPayload(std::span<char>(data)));
-  if (got != total) return Status::Unavailable("PUT_MANY payload ended early");
+  if (got != in_payload) return Status::Unavailable("PUT_MANY payload ended early");
+  std::vector<std::shared_ptr<const void>> keep(req.items_size());
   std::vector<PutItem> items;
   items.reserve(req.items_size());
   size_t pos = 0;
-  for (const auto& item : req.items()) {
+  for (int i = 0; i < req.items_size(); ++i) {
+    const auto& item = req.items(i);
     PutItem put;
     put.key = item.key();
-    put.data = std::string_view(data).substr(pos, item.size());
+    if (item.has_from()) {
+      if (item.from().length() != item.size()) {
+        return call.Respond(Status::InvalidArgument(
+            "PUT_MANY item \"" + item.key() + "\" has " + std::to_string(item.size()) +
+            " bytes but its shared range " + std::to_string(item.from().length())));
+      }
+      Result<std::span<char>> bytes = SharedBytes(shared, call, item.from(), &keep[size_t(i)]);
+      if (!bytes.ok()) return call.Respond(bytes.status());
+      put.data = std::string_view(bytes->data(), bytes->size());
+    } else {
+      put.data = std::string_view(data).substr(pos, item.size());
+      pos += item.size();
+    }
     put.options = rpc::FromProto(item.options());
     put.options.expected_size = item.size();
-    pos += item.size();
     items.push_back(std::move(put));
   }
   std::vector<Result<ObjectInfo>> results = api.PutMany(req.bucket(), items);
@@ -249,12 +266,47 @@ Status PutMany(ObjectApi& api, rpc::ServerCall& call) {
   return call.Respond(resp);
 }
 
-Status GetMany(ObjectApi& api, rpc::ServerCall& call) {
+namespace {
+
+// GET_MANY into shared buffers: each object is read from the disks straight into its range.
+Status GetManyShared(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call,
+                     const proto::GetManyRequest& req) {
+  proto::GetManyResponse resp;
+  for (int i = 0; i < req.keys_size(); ++i) {
+    const std::string& key = req.keys(i);
+    std::shared_ptr<const void> keep;
+    Result<std::span<char>> into = SharedBytes(shared, call, req.into(i), &keep);
+    if (!into.ok()) return call.Respond(into.status());
+    Result<size_t> got = [&]() -> Result<size_t> {
+      ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> reader, api.Open(req.bucket(), key, {}));
+      if (reader->length() > into->size()) {
+        return Status::InvalidArgument("object \"" + key + "\" has " +
+                                       std::to_string(reader->length()) +
+                                       " bytes; its buffer holds " + std::to_string(into->size()));
+      }
+      return ReadFull(*reader, into->first(reader->length()));
+    }();
+    proto::GetManyResponse::Item* item = resp.add_items();
+    rpc::ToProto(got.status(), item->mutable_status());
+    if (got.ok()) item->set_size(*got);
+  }
+  return call.Respond(resp);
+}
+
+}  // namespace
+
+Status GetMany(ObjectApi& api, const rpc::SharedBuffers* shared, rpc::ServerCall& call) {
   proto::GetManyRequest req;
   Status st;
   if (!ParseRequest(call, &req, &st)) return st;
   if (req.max_sizes_size() != 0 && req.max_sizes_size() != req.keys_size()) {
     return call.Respond(Status::InvalidArgument("GET_MANY max_sizes must have one entry per key"));
+  }
+  if (req.into_size() != 0) {
+    if (req.into_size() != req.keys_size()) {
+      return call.Respond(Status::InvalidArgument("GET_MANY into must have one range per key"));
+    }
+    return GetManyShared(api, shared, call, req);
   }
   std::vector<std::string> keys(req.keys().begin(), req.keys().end());
   std::vector<Result<std::string>> results = api.GetMany(req.bucket(), keys);

@@ -45,9 +45,9 @@ Status Dispatch(ObjectApi& api, rpc::SharedBuffers* shared, rpc::ServerCall& cal
     case proto::LIST:
       return List(api, call);
     case proto::PUT_MANY:
-      return PutMany(api, call);
+      return PutMany(api, shared, call);
     case proto::GET_MANY:
-      return GetMany(api, call);
+      return GetMany(api, shared, call);
     case proto::DELETE_MANY:
       return DeleteMany(api, call);
     case proto::CREATE_MULTIPART_UPLOAD:

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,23 @@ class BlobTarget {
   virtual Result<std::string_view> Read(std::string_view key, std::string* scratch) {
     RETURN_IF_ERROR(Get(key, scratch));
     return std::string_view(*scratch);
+  }
+  // Stores values[i] under keys[i] for every i, as a store's batch call does; the default puts
+  // them one at a time.
+  virtual Status PutBatch(std::span<const std::string_view> keys,
+                          std::span<const std::string_view> values) {
+    for (size_t i = 0; i < keys.size(); ++i) RETURN_IF_ERROR(Put(keys[i], values[i]));
+    return Status::OK();
+  }
+  // Reads every key of `keys`, each `length` bytes (kCorruption if one has another size), as a
+  // store's batch call does; the default reads them one at a time.
+  virtual Status ReadBatch(std::span<const std::string_view> keys, size_t length,
+                           std::string* scratch) {
+    for (std::string_view key : keys) {
+      ASSIGN_OR_RETURN(std::string_view got, Read(key, scratch));
+      if (got.size() != length) return Status::Corruption("a get returned the wrong size");
+    }
+    return Status::OK();
   }
   // Makes the next reads come from the device rather than memory: flushes what the store
   // buffers in memory and drops the page cache of its files (posix_fadvise DONTNEED).

@@ -45,7 +45,11 @@ struct ObjectBenchOptions {
   int threads = 8;
   std::vector<int> sizes_kib = {4, 64, 1024, 65536};
   double max_gib = 2.0;
+  int batch = 16;  // objects per call of the batch doors (bench client); 1: none
 };
+
+// The most object bytes one call of a batch door carries.
+constexpr size_t kMaxBatchBytes = 16u << 20;
 
 // A server of this process, with the bench bucket, behind one of its doors.
 class DoorTarget : public BlobTarget {
@@ -181,11 +185,15 @@ class S3Target final : public DoorTarget {
 // The native client; gets read straight into the caller's buffer once it has the right size.
 // With `shared`, each client thread puts from and gets into a shared buffer of its own
 // (Client::AllocateShared), so that no object byte crosses the socket; a put first copies its
-// value into that buffer, as a program producing the bytes elsewhere would.
+// value into that buffer, as a program producing the bytes elsewhere would. With `batched`,
+// batches are one PutMany or GetManyInto call each (into the shared buffer, or over the socket
+// into the caller's memory).
 class NativeTarget final : public DoorTarget {
  public:
-  explicit NativeTarget(bool shared) : shared_(shared) {}
-  std::string name() const override { return shared_ ? "native-shm" : "native"; }
+  NativeTarget(bool shared, bool batched) : shared_(shared), batched_(batched) {}
+  std::string name() const override {
+    return std::string(shared_ ? "native-shm" : "native") + (batched_ ? "-batch" : "");
+  }
   Status Connect(int connections) {
     ClientOptions o;
     o.max_connections = connections;
@@ -224,6 +232,55 @@ class NativeTarget final : public DoorTarget {
     ASSIGN_OR_RETURN(*value, client_->Get(kBucket, HexEncode(key)));
     return Status::OK();
   }
+  Status PutBatch(std::span<const std::string_view> keys,
+                  std::span<const std::string_view> values) override {
+    if (!batched_) return BlobTarget::PutBatch(keys, values);
+    std::vector<PutItem> items(keys.size());
+    char* shared = nullptr;
+    if (shared_) {
+      size_t bytes = 0;
+      for (std::string_view v : values) bytes += v.size();
+      ASSIGN_OR_RETURN(SharedBuffer * buffer, ThreadBuffer(bytes));
+      shared = buffer->data();
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      items[i].key = HexEncode(keys[i]);
+      items[i].data = values[i];
+      if (shared) {
+        std::memcpy(shared, values[i].data(), values[i].size());
+        items[i].data = std::string_view(shared, values[i].size());
+        shared += values[i].size();
+      }
+    }
+    for (const Result<ObjectInfo>& r : client_->PutMany(kBucket, items)) {
+      RETURN_IF_ERROR(r.status());
+    }
+    return Status::OK();
+  }
+  Status ReadBatch(std::span<const std::string_view> keys, size_t length,
+                   std::string* scratch) override {
+    if (!batched_) return BlobTarget::ReadBatch(keys, length, scratch);
+    std::span<char> into;
+    if (shared_) {
+      ASSIGN_OR_RETURN(SharedBuffer * buffer, ThreadBuffer(0));
+      into = buffer->bytes();
+    } else {
+      scratch->resize(keys.size() * length);
+      into = std::span<char>(*scratch);
+    }
+    if (into.size() < keys.size() * length) return Status::Internal("batch buffer too small");
+    std::vector<std::string> names(keys.size());
+    std::vector<std::span<char>> buffers(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      names[i] = HexEncode(keys[i]);
+      buffers[i] = into.subspan(i * length, length);
+    }
+    for (const Result<size_t>& r : client_->GetManyInto(kBucket, names, buffers)) {
+      RETURN_IF_ERROR(r.status());
+      if (*r != length) return Status::Corruption("a get returned the wrong size");
+    }
+    return Status::OK();
+  }
   Status Close() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -259,6 +316,7 @@ class NativeTarget final : public DoorTarget {
   static inline std::atomic<uint64_t> next_id_{1};
   const uint64_t id_ = next_id_++;
   const bool shared_;
+  const bool batched_;
   std::unique_ptr<Client> client_;
   std::mutex mu_;
   std::map<std::thread::id, std::unique_ptr<SharedBuffer>> buffers_;  // GUARDED_BY(mu_)
@@ -290,21 +348,31 @@ int RunObjectBench(ObjectBenchOptions o) {
   BenchContext ctx(engine_options, root, &report);
   report.SetMachine(DescribeMachine(o.dir));
   report.SetConfig({{"threads", o.threads}, {"seconds", o.seconds}, {"sizes_kib", o.sizes_kib},
-                    {"max_gib", o.max_gib}});
-  // The doors measured: S3, or the native client over its socket and through shared buffers.
-  std::vector<std::pair<std::string, Opener>> doors;
+                    {"max_gib", o.max_gib}, {"batch", o.batch}});
+  // The doors measured: S3, or the native client over its socket and through shared buffers,
+  // one object per call and (for objects small enough) in batches.
+  struct Door {
+    std::string name;
+    Opener open;
+    size_t batch = 1;
+  };
+  std::vector<Door> doors;
   if (o.door == "s3") {
-    doors.emplace_back("s3", [](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
-      auto t = std::make_unique<S3Target>();
-      RETURN_IF_ERROR(t->Start(dir));
-      return std::unique_ptr<BlobTarget>(std::move(t));
-    });
+    doors.push_back({"s3", [](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
+                       auto t = std::make_unique<S3Target>();
+                       RETURN_IF_ERROR(t->Start(dir));
+                       return std::unique_ptr<BlobTarget>(std::move(t));
+                     }});
   } else {
-    for (bool shared : {false, true}) {
-      doors.emplace_back(shared ? "native-shm" : "native",
-                         [&o, shared](const std::string& dir) -> Result<std::unique_ptr<BlobTarget>> {
-                           return OpenNativeTarget(dir, o.threads, shared);
-                         });
+    for (bool batched : {false, true}) {
+      if (batched && o.batch < 2) continue;
+      for (bool shared : {false, true}) {
+        doors.push_back({std::string(shared ? "native-shm" : "native") + (batched ? "-batch" : ""),
+                         [&o, shared, batched](const std::string& dir) {
+                           return OpenNativeTarget(dir, o.threads, shared, batched);
+                         },
+                         batched ? static_cast<size_t>(o.batch) : 1});
+      }
     }
   }
   const uint64_t max_bytes = static_cast<uint64_t>(o.max_gib * double(1ull << 30));
@@ -313,33 +381,61 @@ int RunObjectBench(ObjectBenchOptions o) {
     const std::string size = SizeName(kib);
     const KeySet keys(std::clamp<uint64_t>(max_bytes / length, 16, 1 << 20), 16, 0x0b + kib);
     const ValueSet values(std::clamp<size_t>((256u << 20) / length, 2, 256), length, 0x0c + kib);
-    std::vector<std::pair<std::string, Figures>> measured;
-    for (const auto& [door, open_door] : doors) {
-      auto granary = RunTarget(ctx, o.threads, o.seconds, size + "-" + door, open_door, keys, values);
+    struct Measured {
+      std::string door;
+      Figures figures;
+      size_t batch;
+    };
+    std::vector<Measured> measured;
+    for (const Door& door : doors) {
+      // Batches of large objects are no batches: a call would carry hundreds of MiB.
+      if (door.batch > 1 && length * door.batch > kMaxBatchBytes) continue;
+      auto granary = RunTarget(ctx, o.threads, o.seconds, size + "-" + door.name, door.open, keys,
+                               values, door.batch);
       if (!granary.ok()) {
         std::cerr << "error: " << granary.status().ToString() << std::endl;
         report.AddError(granary.status().ToString());
         continue;
       }
-      measured.emplace_back(door, std::move(*granary));
+      measured.push_back({door.name, std::move(*granary), door.batch});
     }
     if (measured.empty()) continue;
-    auto engine = RunTarget(ctx, o.threads, o.seconds, size + "-engine", OpenGranaryTarget, keys, values);
-    if (!engine.ok()) ctx.BaselineFailed(size + " engine", engine.status());
+    // The engine one object at a time, and with the same batches as each batch door (its batch:
+    // one atomic write, one MultiGet); a batch door is compared with the better of the two.
+    std::map<size_t, Result<Figures>> engine;
+    engine.emplace(1, RunTarget(ctx, o.threads, o.seconds, size + "-engine", OpenGranaryTarget,
+                                keys, values));
+    if (!engine.at(1).ok()) ctx.BaselineFailed(size + "-engine", engine.at(1).status());
+    for (const Measured& m : measured) {
+      if (engine.contains(m.batch)) continue;
+      const std::string label =
+          size + "-engine" + (m.batch > 1 ? "-batch" + std::to_string(m.batch) : "");
+      auto figures =
+          RunTarget(ctx, o.threads, o.seconds, label, OpenGranaryTarget, keys, values, m.batch);
+      if (!figures.ok()) ctx.BaselineFailed(label, figures.status());
+      engine.emplace(m.batch, std::move(figures));
+    }
     auto files = RunTarget(ctx, o.threads, o.seconds, size + "-files", OpenFilesTarget, keys, values);
     if (!files.ok()) ctx.BaselineFailed(size + " files", files.status());
     const Figures none;
     for (int get = 0; get < 2; ++get) {
-      for (const auto& [door, granary] : measured) {
-        for (const Result<Figures>* b : {&engine, &files}) {
+      for (const Measured& m : measured) {
+        const Result<Figures>* ceiling = &engine.at(1);
+        const Result<Figures>& batched = engine.at(m.batch);
+        if (batched.ok() && (!ceiling->ok() || (get ? batched->get_mbps > (*ceiling)->get_mbps
+                                                    : batched->put_mbps > (*ceiling)->put_mbps))) {
+          ceiling = &batched;
+        }
+        const Result<Figures>* by_file = &files;
+        for (const Result<Figures>* b : {ceiling, by_file}) {
           const Figures& base = b->ok() ? **b : none;
           BenchRow row;
-          row.name = size + (get ? " get " : " put ") + door;
+          row.name = size + (get ? " get " : " put ") + m.door;
           row.unit = "MB/s";
-          row.granary = get ? granary.get_mbps : granary.put_mbps;
-          row.baseline = b == &engine ? "engine" : "files";
+          row.granary = get ? m.figures.get_mbps : m.figures.put_mbps;
+          row.baseline = b == &files ? "files" : "engine";
           if (base.ok) row.baseline_value = get ? base.get_mbps : base.put_mbps;
-          row.details = {{door, get ? granary.get_json : granary.put_json}};
+          row.details = {{m.door, get ? m.figures.get_json : m.figures.put_json}};
           if (base.ok) row.details[row.baseline] = get ? base.get_json : base.put_json;
           report.Add(std::move(row));
         }
@@ -354,8 +450,8 @@ int RunObjectBench(ObjectBenchOptions o) {
 }  // namespace
 
 Result<std::unique_ptr<BlobTarget>> OpenNativeTarget(const std::string& dir, int connections,
-                                                     bool shared) {
-  auto t = std::make_unique<NativeTarget>(shared);
+                                                     bool shared, bool batched) {
+  auto t = std::make_unique<NativeTarget>(shared, batched);
   RETURN_IF_ERROR(t->Start(dir));
   RETURN_IF_ERROR(t->Connect(connections));
   return std::unique_ptr<BlobTarget>(std::move(t));
@@ -385,6 +481,13 @@ void AddObjectBenchCommands(CLI::App& bench) {
         ->capture_default_str();
     cmd->add_option("--max-gib", o->max_gib, "Data written per store and size, at most")
         ->capture_default_str();
+    if (door == "client") {
+      cmd->add_option("--batch", o->batch,
+                      "Objects per call of the batch doors (PutMany, GetManyInto), for objects "
+                      "of up to 16 MiB a batch; 1: no batch doors")
+          ->check(CLI::Range(1, 4096))
+          ->capture_default_str();
+    }
     cmd->callback([o] { ExitCode() = RunObjectBench(*o); });
   }
 }

@@ -1,5 +1,6 @@
 // Client::AllocateShared: Put from and GetInto a shared buffer move the bytes through memory the
-// server maps too, whole, ranged and in parallel chunks; errors are the socket path's; the
+// server maps too, whole, ranged and in parallel chunks, and so do batches (PutMany,
+// GetManyInto); errors are the socket path's; the
 // server drops a buffer when its client destroys it.
 #include <chrono>
 #include <cstring>
@@ -90,6 +91,68 @@ TEST_F(ClientSharedTest, ErrorsAreTheSocketPaths) {
   // Buffers beyond the server's limit are refused with a clear error.
   EXPECT_CODE(client_->AllocateShared(0).status(), Code::kInvalidArgument);
   EXPECT_CODE(client_->AllocateShared(uint64_t{1} << 40).status(), Code::kInvalidArgument);
+}
+
+TEST_F(ClientSharedTest, BatchesMoveTheirBytesThroughSharedMemory) {
+  // Inline, one-blob and 1 MiB objects, from a shared buffer and (one of them) from plain memory.
+  const std::vector<size_t> sizes = {100, size_t{64} << 10, size_t{1} << 20, 3000, 5};
+  auto out = Allocate(2 << 20);
+  auto in = Allocate(2 << 20);
+  ASSERT_TRUE(out && in);
+  std::vector<std::string> data;
+  std::vector<PutItem> items;
+  size_t pos = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    data.push_back(Pattern(sizes[i], static_cast<uint32_t>(i + 40)));
+    PutItem item;
+    item.key = "batch/" + std::to_string(i);
+    if (i == 3) {
+      item.data = data[i];
+    } else {
+      std::memcpy(out->data() + pos, data[i].data(), sizes[i]);
+      item.data = std::string_view(out->data() + pos, sizes[i]);
+      pos += sizes[i];
+    }
+    items.push_back(std::move(item));
+  }
+  auto put = client_->PutMany("bkt", items);
+  ASSERT_EQ(put.size(), items.size());
+  for (size_t i = 0; i < put.size(); ++i) {
+    ASSERT_OK(put[i].status());
+    EXPECT_EQ(put[i]->size, sizes[i]);
+    auto plain = client_->Get("bkt", items[i].key);
+    ASSERT_OK(plain.status());
+    EXPECT_TRUE(*plain == data[i]) << i;
+  }
+  // Read back into slices of a shared buffer; a missing key and a slice too small are items'
+  // errors, and nothing is written into the small slice.
+  std::memset(in->data(), 'z', in->size());
+  std::vector<std::string> keys;
+  std::vector<std::span<char>> slices;
+  pos = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    keys.push_back(items[i].key);
+    slices.push_back(in->bytes().subspan(pos, sizes[i]));
+    pos += sizes[i];
+  }
+  keys.push_back("batch/missing");
+  slices.push_back(in->bytes().subspan(pos, 10));
+  keys.push_back(items[1].key);
+  slices.push_back(in->bytes().subspan(pos + 10, 1000));
+  auto got = client_->GetManyInto("bkt", keys, slices);
+  ASSERT_EQ(got.size(), keys.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ASSERT_OK(got[i].status());
+    EXPECT_EQ(*got[i], sizes[i]);
+    EXPECT_TRUE(std::string_view(slices[i].data(), sizes[i]) == data[i]) << i;
+  }
+  EXPECT_CODE(got[sizes.size()].status(), Code::kNotFound);
+  EXPECT_CODE(got[sizes.size() + 1].status(), Code::kInvalidArgument);
+  EXPECT_EQ(std::string_view(slices.back().data(), 1000), std::string(1000, 'z'));
+  // A bucket that does not exist fails every item.
+  auto none = client_->GetManyInto("nobucket", std::span(keys).first(2),
+                                   std::span(slices).first(2));
+  for (const auto& r : none) EXPECT_CODE(r.status(), Code::kNoSuchBucket);
 }
 
 TEST_F(ClientSharedTest, ServerDropsABufferItsClientDestroys) {

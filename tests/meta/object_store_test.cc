@@ -8,6 +8,7 @@
 
 #include <rocksdb/db.h>
 
+#include "common/crypto.h"
 #include "engine/test_util.h"
 #include "meta/keys.h"
 #include "meta/records.h"
@@ -21,6 +22,13 @@ using granary::testing::TempDir;
 std::string RandomBytes(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   return granary::testing::RandomBytes(rng, n);
+}
+
+// The raw MD5 of `data`, by the scalar code.
+std::string Md5Of(std::string_view data) {
+  Md5 md5;
+  md5.Update(data);
+  return md5.Finish();
 }
 
 class ObjectStoreTest : public ::testing::Test {
@@ -495,10 +503,22 @@ TEST_F(ObjectStoreTest, BatchesPutAndGetManySmallObjects) {
   for (int i = 0; i < 50; ++i) values.push_back(RandomBytes(i * 100, i));
   for (int i = 0; i < 50; ++i) items.push_back({"k" + std::to_string(i), values[i], {}});
   items.push_back({"bad\x01key", "x", {}});
+  // A Content-MD5 that matches and one that does not (the item is refused, the others stored).
+  PutOptions checked, wrong;
+  checked.content_md5 = Base64Encode(Md5Of(values[7]));
+  wrong.content_md5 = Base64Encode(Md5Of("something else"));
+  items[7].options = checked;
+  items.push_back({"wrong-md5", values[9], wrong});
   auto put = store_->PutMany("bkt", items);
-  ASSERT_EQ(put.size(), 51u);
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(put[i].ok()) << put[i].status().ToString();
+  ASSERT_EQ(put.size(), 52u);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(put[i].ok()) << put[i].status().ToString();
+    // The batch's MD5s are taken together on the lanes: each is its own value's.
+    EXPECT_EQ(put[i]->etag, EtagOf(Md5Of(values[i]), 0)) << i;
+  }
   EXPECT_EQ(put[50].status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(put[51].status().code(), Code::kBadDigest);
+  EXPECT_EQ(store_->Head("bkt", "wrong-md5", {}).status().code(), Code::kNotFound);
   std::vector<std::string> keys;
   for (int i = 0; i < 50; ++i) keys.push_back("k" + std::to_string(i));
   keys.push_back("missing");

@@ -42,6 +42,34 @@ def test_put_and_get_into_move_no_bytes_over_the_socket(proxy, bucket):
         assert client.get(bucket, "part") == data[100:200].tobytes()
 
 
+def test_batches_move_no_bytes_over_the_socket(proxy, bucket):
+    # A data loader's batch: 32 samples of 64 KiB put from and read into slices of shared
+    # buffers, one request each way; a missing key and a slice too small are the items' own.
+    n, size = 32, 64 * 1024
+    data = np.random.default_rng(5).integers(0, 256, n * size, dtype=np.uint8)
+    with make_client(proxy.address) as client:
+        out = client.shared_buffer(n * size)
+        inp = client.shared_buffer(n * size + 100)
+        np.frombuffer(out, dtype=np.uint8)[:] = data
+        keys = [f"batch/{i:02d}" for i in range(n)]
+        before = proxy.forwarded
+        infos = client.put_many(bucket, [(k, memoryview(out)[i * size:(i + 1) * size])
+                                         for i, k in enumerate(keys)])
+        assert [info.size for info in infos] == [size] * n
+        views = [memoryview(inp)[i * size:(i + 1) * size] for i in range(n)]
+        assert client.get_many_into(bucket, keys, views) == [size] * n
+        moved = proxy.forwarded - before
+        assert moved < 64 * 1024, f"{moved} bytes crossed the socket"
+        assert np.array_equal(np.frombuffer(inp, dtype=np.uint8)[:n * size], data)
+        tail = memoryview(inp)[n * size:]
+        got = client.get_many_into(bucket, ["batch/none", keys[0]], [tail[:10], tail[10:100]],
+                                   return_exceptions=True)
+        assert got[0] is None
+        assert isinstance(got[1], granary.InvalidArgumentError)
+        # The same objects over the socket are the same bytes.
+        assert client.get(bucket, keys[7]) == data[7 * size:8 * size].tobytes()
+
+
 def test_errors_are_the_usual(client, bucket):
     buf = client.shared_buffer(MiB)
     with pytest.raises(granary.NotFoundError):

@@ -18,7 +18,9 @@ def run_bench(kind, tmp_path):
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("kind,doors", [("client", {"native", "native-shm"}), ("s3", {"s3"})])
+@pytest.mark.parametrize("kind,doors", [
+    ("client", {"native", "native-shm", "native-batch", "native-shm-batch"}),
+    ("s3", {"s3"})])
 def test_bench_measures_every_door_against_its_baselines(kind, doors, tmp_path):
     report = run_bench(kind, tmp_path)
     assert report["benchmark"] == kind
@@ -32,6 +34,9 @@ def test_bench_measures_every_door_against_its_baselines(kind, doors, tmp_path):
         for figures in w["details"].values():
             assert figures["ops"] > 0 and figures["ops_per_sec"] > 0, w
             assert 0 < figures["p50_us"] <= figures["p99_us"], w
+        # A batch door's figures count objects; its latency is per call of `batch` objects.
+        if door.endswith("-batch"):
+            assert w["details"][door]["batch"] == 16, w
     expected = {(size, op, door, baseline) for size in ("4k", "64k") for op in ("put", "get")
                 for door in doors for baseline in ("engine", "files")}
     assert expected <= seen, sorted(expected - seen)
