@@ -40,14 +40,11 @@ Result<std::unique_ptr<replication::BlobStore>> OpenDisks(io::FileSystem& fs,
                                      "no data: start it with the same --disks as before");
     }
   }
-  const std::vector<std::string> disks = o.disks;
   const bool adopt = o.store_id.empty();
+  std::string id;
   ASSIGN_OR_RETURN(std::unique_ptr<replication::BlobStore> blobs,
-                   replication::OpenLocalBlobStore(std::move(o)));
-  if (adopt) {
-    ASSIGN_OR_RETURN(std::string id, replication::StoreIdOfDisks(disks));
-    RETURN_IF_ERROR(io::WriteFileAtomic(fs, store_file, id + "\n"));
-  }
+                   replication::OpenLocalBlobStore(std::move(o), &id));
+  if (adopt) RETURN_IF_ERROR(io::WriteFileAtomic(fs, store_file, id + "\n"));
   return blobs;
 }
 

@@ -153,21 +153,35 @@ std::string JoinDisks(const std::vector<std::string>& disks) {
 // disks: "<store id> <index> <count>\n". Directories may move (a new mount point, a copied data
 // directory); what must not change is which disk is which, since blobs are placed by index.
 // `expected`, when not empty: the store the disks must be.
-Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks,
-                  const std::string& expected) {
+// The DISK file of each disk (nullopt where there is none), and the store id the first one
+// names.
+struct DiskLabels {
   std::vector<std::optional<std::string>> found;
   std::string store_id;
+};
+
+Result<DiskLabels> ReadDiskLabels(io::FileSystem& fs, const std::vector<std::string>& disks) {
+  DiskLabels labels;
   for (const std::string& d : disks) {
     auto text = io::ReadFileToString(fs, io::JoinPath(d, kDiskFile));
     if (text.ok()) {
-      found.push_back(*text);
-      if (store_id.empty()) store_id = text->substr(0, text->find(' '));
+      labels.found.push_back(*text);
+      if (labels.store_id.empty()) labels.store_id = text->substr(0, text->find(' '));
     } else if (text.status().IsNotFound()) {
-      found.push_back(std::nullopt);
+      labels.found.push_back(std::nullopt);
     } else {
       return text.status();
     }
   }
+  return labels;
+}
+
+// Returns the id of the store the disks are, labelling fresh disks as a new store.
+Result<std::string> CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks,
+                               const std::string& expected) {
+  ASSIGN_OR_RETURN(DiskLabels labels, ReadDiskLabels(fs, disks));
+  const std::vector<std::optional<std::string>>& found = labels.found;
+  std::string store_id = labels.store_id;
   bool fresh = true;
   for (const auto& f : found) fresh = fresh && !f.has_value();
   if (fresh && !expected.empty()) {
@@ -189,7 +203,7 @@ Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks,
                                           store_id + " " + std::to_string(i) + " " +
                                               std::to_string(disks.size()) + "\n"));
     }
-    return Status::OK();
+    return store_id;
   }
   for (size_t i = 0; i < disks.size(); ++i) {
     std::string expected =
@@ -202,17 +216,19 @@ Status CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks,
           "): start the server with the same --disks, in the same order");
     }
   }
-  return Status::OK();
+  return store_id;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions options) {
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions options,
+                                                      std::string* store_id) {
   if (options.disks.empty()) return Status::InvalidArgument("no data disks given");
   std::shared_ptr<io::FileSystem> fs = options.engine.fs;
   if (!fs) fs = io::DefaultFileSystem();
   for (const std::string& d : options.disks) RETURN_IF_ERROR(fs->CreateDir(d));
-  RETURN_IF_ERROR(CheckDisks(*fs, options.disks, options.store_id));
+  ASSIGN_OR_RETURN(std::string id, CheckDisks(*fs, options.disks, options.store_id));
+  if (store_id != nullptr) *store_id = id;
   std::vector<std::unique_ptr<engine::BlobEngine>> engines;
   for (const std::string& d : options.disks) {
     auto e = engine::BlobEngine::Open(io::JoinPath(d, "blobs"), options.engine);
@@ -223,13 +239,8 @@ Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions opti
 }
 
 Result<std::string> StoreIdOfDisks(const std::vector<std::string>& disks) {
-  std::shared_ptr<io::FileSystem> fs = io::DefaultFileSystem();
-  for (const std::string& d : disks) {
-    auto text = io::ReadFileToString(*fs, io::JoinPath(d, kDiskFile));
-    if (text.ok()) return text->substr(0, text->find(' '));
-    if (!text.status().IsNotFound()) return text.status();
-  }
-  return std::string();
+  ASSIGN_OR_RETURN(DiskLabels labels, ReadDiskLabels(*io::DefaultFileSystem(), disks));
+  return labels.store_id;
 }
 
 }  // namespace granary::replication

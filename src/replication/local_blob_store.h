@@ -25,8 +25,10 @@ struct LocalBlobStoreOptions {
 };
 
 // Opens (creating if needed) an engine in each directory. kInvalidArgument if the directories
-// differ from the ones the store was created with.
-Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions options);
+// differ from the ones the store was created with. `store_id`, when given, receives the id of
+// the store opened (new or earlier).
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(LocalBlobStoreOptions options,
+                                                      std::string* store_id = nullptr);
 
 // The id of the store the disks belong to, from their DISK files; empty when none has one.
 Result<std::string> StoreIdOfDisks(const std::vector<std::string>& disks);
