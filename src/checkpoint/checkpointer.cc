@@ -1,13 +1,10 @@
 // granary::Checkpointer (include/granary/checkpoint.h): chunks, manifests and their reclamation.
 #include "granary/checkpoint.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -16,6 +13,7 @@
 #include <thread>
 
 #include "checkpoint/manifest.h"
+#include "checkpoint/save_async.h"
 #include "checkpoint/saver_marker.h"
 #include "common/crypto.h"
 #include "common/hash.h"
@@ -92,93 +90,12 @@ Status ParallelFor(size_t n, int parallel, const std::function<Status(size_t)>& 
   return first;
 }
 
-// Backs the pages of `buffer` with memory before a read lands in it: the kernel allocates them in
-// one call, instead of one fault per page inside the receive that fills it (MADV_POPULATE_WRITE,
-// Linux 5.14 and later; elsewhere the receive faults them in as before).
-void Prefault(std::span<char> buffer) {
-  constexpr uintptr_t kPage = 4096;
-  const auto at = reinterpret_cast<uintptr_t>(buffer.data());
-  const uintptr_t begin = (at + kPage - 1) & ~(kPage - 1);
-  const uintptr_t end = (at + buffer.size()) & ~(kPage - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
-}
-
 }  // namespace
 
 uint64_t CheckpointManifest::bytes() const {
   uint64_t total = 0;
   for (const SavedTensor& t : tensors) total += t.size;
   return total;
-}
-
-namespace {
-
-// Host memory for SaveAsync: anonymous pages, populated when mapped (so that the copy into them
-// does not fault page by page), kept and reused by the next saves while they fit.
-class HostMemory {
- public:
-  HostMemory() = default;
-  ~HostMemory() { Unmap(); }
-  HostMemory(const HostMemory&) = delete;
-  HostMemory& operator=(const HostMemory&) = delete;
-
-  char* data() const { return data_; }
-
-  Status Reserve(size_t bytes) {
-    if (bytes <= size_) return Status::OK();
-    Unmap();
-    void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (at == MAP_FAILED) {
-      return Status::FromErrno(errno, "mapping " + std::to_string(bytes >> 20) +
-                                          " MiB of host memory for a checkpoint");
-    }
-    data_ = static_cast<char*>(at);
-    size_ = bytes;
-    Prefault(std::span<char>(data_, size_));
-    return Status::OK();
-  }
-
- private:
-  void Unmap() {
-    if (data_ != nullptr) ::munmap(data_, size_);
-    data_ = nullptr;
-    size_ = 0;
-  }
-
-  char* data_ = nullptr;
-  size_t size_ = 0;
-};
-
-}  // namespace
-
-struct CheckpointSave::State {
-  explicit State(uint64_t step) : step(step) {}
-
-  void Finish(Result<SaveStats> r) {
-    std::lock_guard lock(mu);
-    result = std::move(r);
-    done = true;
-    cv.notify_all();
-  }
-
-  const uint64_t step;
-  mutable std::mutex mu;
-  mutable std::condition_variable cv;
-  bool done = false;  // GUARDED_BY(mu)
-  Result<SaveStats> result = Status::Unavailable("the save has not ended");  // GUARDED_BY(mu)
-};
-
-uint64_t CheckpointSave::step() const { return state_->step; }
-
-bool CheckpointSave::Done() const {
-  std::lock_guard lock(state_->mu);
-  return state_->done;
-}
-
-Result<SaveStats> CheckpointSave::Wait() const {
-  std::unique_lock lock(state_->mu);
-  state_->cv.wait(lock, [&] { return state_->done; });
-  return state_->result;
 }
 
 class Checkpointer::Impl {
@@ -188,12 +105,8 @@ class Checkpointer::Impl {
         bucket_(std::move(bucket)),
         prefix_(std::move(prefix)),
         options_(options) {}
-  ~Impl() { JoinUpload(); }
-
-  // The upload of the last SaveAsync, done. REQUIRES: async_mu held, or the destructor.
-  void JoinUpload() {
-    if (upload.joinable()) upload.join();
-  }
+  // The upload of a SaveAsync uses the rest: it ends first.
+  ~Impl() { async.Join(); }
 
   Result<SaveStats> Save(uint64_t step, std::span<const TensorToSave> tensors,
                          std::string_view extra);
@@ -218,10 +131,7 @@ class Checkpointer::Impl {
   Status KeepLast(size_t n);
 
   std::mutex mu;  // serializes the calls
-  // SaveAsync: serializes its calls; the staging memory and the upload using it.
-  std::mutex async_mu;
-  HostMemory staging;     // GUARDED_BY(async_mu)
-  std::thread upload;     // GUARDED_BY(async_mu)
+  checkpoint::AsyncSaver async;  // SaveAsync's staging memory and upload
 
  private:
   std::string ManifestKey(uint64_t step) const {
@@ -487,7 +397,7 @@ Status Checkpointer::Impl::Load(
                                 manifest.tensors[piece.tensor].name + "\" of checkpoint " +
                                 std::to_string(manifest.step) + ") " + why);
     };
-    Prefault(piece.into);
+    checkpoint::Prefault(piece.into);
     Result<size_t> got = store_.GetInto(bucket_, key, piece.into);
     if (!got.ok()) {
       if (got.status().IsNotFound()) return corrupt("is missing");
@@ -612,32 +522,13 @@ Result<SaveStats> Checkpointer::Save(uint64_t step, std::span<const TensorToSave
 Result<CheckpointSave> Checkpointer::SaveAsync(uint64_t step,
                                                std::span<const TensorToSave> tensors,
                                                std::string_view extra) {
-  std::lock_guard async_lock(impl_->async_mu);
-  impl_->JoinUpload();  // it reads the staging memory
-  // Each tensor at a 64-byte boundary of the staging memory.
-  constexpr size_t kAlign = 64;
-  size_t total = 0;
-  for (const TensorToSave& t : tensors) total += (t.bytes.size() + kAlign - 1) & ~(kAlign - 1);
-  RETURN_IF_ERROR(impl_->staging.Reserve(std::max<size_t>(total, 1)));
-  std::vector<TensorToSave> staged;
-  staged.reserve(tensors.size());
-  size_t at = 0;
-  for (const TensorToSave& t : tensors) {
-    char* to = impl_->staging.data() + at;
-    if (!t.bytes.empty()) std::memcpy(to, t.bytes.data(), t.bytes.size());
-    staged.push_back({t.name, t.dtype, t.shape, std::span<const char>(to, t.bytes.size())});
-    at += (t.bytes.size() + kAlign - 1) & ~(kAlign - 1);
-  }
-  auto state = std::make_shared<CheckpointSave::State>(step);
-  try {
-    impl_->upload = std::thread([impl = impl_.get(), state, step, staged = std::move(staged),
-                                 extra = std::string(extra)] {
-      std::lock_guard lock(impl->mu);
-      state->Finish(impl->Save(step, staged, extra));
-    });
-  } catch (const std::system_error& e) {
-    return Status::Unavailable(std::string("starting the upload of a checkpoint: ") + e.what());
-  }
+  ASSIGN_OR_RETURN(std::shared_ptr<CheckpointSave::State> state,
+                   impl_->async.Start(step, tensors,
+                                      [impl = impl_.get(), step, extra = std::string(extra)](
+                                          std::span<const TensorToSave> staged) {
+                                        std::lock_guard lock(impl->mu);
+                                        return impl->Save(step, staged, extra);
+                                      }));
   return CheckpointSave(std::move(state));
 }
 
