@@ -112,31 +112,39 @@ std::vector<Result<ObjectInfo>> Client::PutMany(std::string_view bucket,
       [&](size_t j) { return static_cast<uint64_t>(items[batched[j]].data.size()); });
   size_t begin = 0;
   for (size_t end : ends) {
-    proto::PutManyRequest req;
-    req.set_bucket(std::string(bucket));
-    std::vector<std::string_view> payload;
-    payload.reserve(end - begin);
-    for (size_t j = begin; j < end; ++j) {
-      const PutItem& it = items[batched[j]];
-      proto::PutManyRequest::Item* item = req.add_items();
-      item->set_key(it.key);
-      item->set_size(it.data.size());
-      rpc::ToProto(it.options, item->mutable_options());
-      // Bytes in a shared buffer stay there: the server takes them from it.
-      std::optional<proto::SharedRange> shared;
-      if (!it.data.empty()) shared = impl_->SharedRangeOf(it.data.data(), it.data.size());
-      if (shared) {
-        *item->mutable_from() = *shared;
-      } else if (!it.data.empty()) {
-        payload.push_back(it.data);
-      }
-    }
     proto::PutManyResponse resp;
-    Status st = RoundTrip(*impl_, proto::PUT_MANY, req, payload, false,
-                          [&](rpc::ClientConnection&, const rpc::Response& r, rpc::Deadline) {
-                            RETURN_IF_ERROR(client::ParseResponse(r, &resp));
-                            return CheckCount(resp.items_size(), end - begin, "PUT_MANY");
-                          });
+    std::vector<uint64_t> shared_ids;  // the shared buffers the request takes bytes from
+    auto send = [&] {
+      proto::PutManyRequest req;
+      req.set_bucket(std::string(bucket));
+      std::vector<std::string_view> payload;
+      payload.reserve(end - begin);
+      shared_ids.clear();
+      for (size_t j = begin; j < end; ++j) {
+        const PutItem& it = items[batched[j]];
+        proto::PutManyRequest::Item* item = req.add_items();
+        item->set_key(it.key);
+        item->set_size(it.data.size());
+        rpc::ToProto(it.options, item->mutable_options());
+        // Bytes in a shared buffer stay there: the server takes them from it.
+        std::optional<proto::SharedRange> shared;
+        if (!it.data.empty()) shared = impl_->SharedRangeOf(it.data.data(), it.data.size());
+        if (shared) {
+          shared_ids.push_back(shared->buffer());
+          *item->mutable_from() = *shared;
+        } else if (!it.data.empty()) {
+          payload.push_back(it.data);
+        }
+      }
+      return RoundTrip(*impl_, proto::PUT_MANY, req, payload, false,
+                       [&](rpc::ClientConnection&, const rpc::Response& r, rpc::Deadline) {
+                         RETURN_IF_ERROR(client::ParseResponse(r, &resp));
+                         return CheckCount(resp.items_size(), end - begin, "PUT_MANY");
+                       });
+    };
+    Status st = send();
+    // A server that restarted has lost the buffers (nothing was stored): the bytes go again.
+    if (!st.ok() && impl_->ForgetOrphans(st, shared_ids)) st = send();
     for (size_t j = begin; j < end; ++j) {
       size_t i = batched[j];
       if (!st.ok()) {
@@ -278,16 +286,28 @@ std::vector<Result<size_t>> Client::GetManyInto(std::string_view bucket,
   std::vector<std::optional<Result<size_t>>> out(keys.size());
   size_t begin = 0;
   for (size_t end : SplitKeys(keys)) {
-    Status st = GetManyBatch(
-        *impl_, bucket, keys, begin, end, buffers, into,
-        [&](size_t i, uint64_t) { return buffers[i].data(); },
-        [&](size_t i, Status s, uint64_t size) {
-          if (s.ok()) {
-            out[i] = static_cast<size_t>(size);
-          } else {
-            out[i] = std::move(s);
-          }
-        });
+    auto send = [&] {
+      return GetManyBatch(
+          *impl_, bucket, keys, begin, end, buffers, into,
+          [&](size_t i, uint64_t) { return buffers[i].data(); },
+          [&](size_t i, Status s, uint64_t size) {
+            if (s.ok()) {
+              out[i] = static_cast<size_t>(size);
+            } else {
+              out[i] = std::move(s);
+            }
+          });
+    };
+    Status st = send();
+    if (!st.ok() && !into.empty()) {
+      // A server that restarted has lost the buffers: the rest goes over the socket.
+      std::vector<uint64_t> ids;
+      for (size_t i = begin; i < end; ++i) ids.push_back(into[i].buffer());
+      if (impl_->ForgetOrphans(st, ids)) {
+        into.clear();
+        st = send();
+      }
+    }
     if (!st.ok()) {
       for (size_t i = begin; i < end; ++i) out[i] = st;
     }

@@ -59,6 +59,11 @@ class Client::Impl {
   // Whether the server has lost buffer `id` (its anchor closed: the server restarted). If so the
   // buffer is forgotten: from now on it is plain memory, whose bytes go over the socket.
   bool ForgetIfOrphaned(uint64_t id);
+  // Whether a call through shared buffers `ids` that failed with `status` failed because the
+  // server lost some of them (kInvalidArgument for an unknown buffer, kNotSupported when it now
+  // offers none): those are forgotten, and the call, which stored nothing, may go again with
+  // their bytes over the socket.
+  bool ForgetOrphans(const Status& status, std::span<const uint64_t> ids);
 
  private:
   struct Shared {

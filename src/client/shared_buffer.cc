@@ -10,15 +10,6 @@
 #include "rpc/object_convert.h"
 
 namespace granary {
-namespace {
-
-// Whether a shared call's failure may mean the server no longer has the buffer: it answers
-// kInvalidArgument for an unknown buffer, kNotSupported if it now offers none.
-bool MayBeOrphaned(const Status& status) {
-  return status.code() == Code::kInvalidArgument || status.code() == Code::kNotSupported;
-}
-
-}  // namespace
 
 // The connection that asked for the buffer: the server keeps the buffer while it is open.
 struct SharedBuffer::State {
@@ -55,6 +46,15 @@ bool Client::Impl::ForgetIfOrphaned(uint64_t id) {
     return true;
   }
   return true;  // forgotten already
+}
+
+bool Client::Impl::ForgetOrphans(const Status& status, std::span<const uint64_t> ids) {
+  if (status.code() != Code::kInvalidArgument && status.code() != Code::kNotSupported) {
+    return false;
+  }
+  bool forgot = false;
+  for (uint64_t id : ids) forgot = ForgetIfOrphaned(id) || forgot;
+  return forgot;
 }
 
 void Client::Impl::RemoveShared(const char* base) {
@@ -115,9 +115,8 @@ Result<ObjectInfo> Client::PutBytes(std::string_view bucket, std::string_view ke
     Result<ObjectInfo> put = client::PutShared(*impl_, bucket, key, *range, options);
     // A server that restarted answers that it has no such buffer (or none at all): nothing was
     // stored.
-    if (put.ok() || !MayBeOrphaned(put.status()) || !impl_->ForgetIfOrphaned(range->buffer())) {
-      return put;
-    }
+    const uint64_t id = range->buffer();
+    if (put.ok() || !impl_->ForgetOrphans(put.status(), std::span(&id, 1))) return put;
   }
   return ObjectApi::PutBytes(bucket, key, data, std::move(options));
 }
@@ -126,9 +125,8 @@ Result<size_t> Client::GetBytesInto(std::string_view bucket, std::string_view ke
                                     std::span<char> buf, const GetOptions& options) {
   if (auto range = impl_->SharedRangeOf(buf.data(), buf.size())) {
     Result<size_t> got = client::GetShared(*impl_, bucket, key, buf, *range, options);
-    if (got.ok() || !MayBeOrphaned(got.status()) || !impl_->ForgetIfOrphaned(range->buffer())) {
-      return got;
-    }
+    const uint64_t id = range->buffer();
+    if (got.ok() || !impl_->ForgetOrphans(got.status(), std::span(&id, 1))) return got;
   }
   return ObjectApi::GetBytesInto(bucket, key, buf, options);
 }

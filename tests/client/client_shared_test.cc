@@ -218,6 +218,37 @@ TEST_F(ClientSharedTest, BuffersOutliveARestartedServerAsPlainMemory) {
   EXPECT_CODE(client_->AllocateShared(4096).status(), Code::kNotSupported);
 }
 
+TEST_F(ClientSharedTest, BatchesOutliveARestartedServer) {
+  // Batches through buffers the server lost (it restarted, then offers none) go again over the
+  // socket, each item answered as before.
+  auto out = Allocate(64 << 10);
+  auto in = Allocate(64 << 10);
+  ASSERT_TRUE(out && in);
+  const uint16_t port = service_->port();
+  for (bool shared_buffers : {true, false}) {
+    SCOPED_TRACE(shared_buffers);
+    service_.reset();
+    StartService(port, shared_buffers);
+    std::vector<PutItem> items;
+    std::vector<std::string> keys;
+    std::vector<std::span<char>> slices;
+    for (size_t i = 0; i < 4; ++i) {
+      const std::string data = Pattern(10'000, static_cast<uint32_t>(i + 60));
+      std::memcpy(out->data() + i * 10'000, data.data(), data.size());
+      keys.push_back("restart/" + std::to_string(i));
+      items.push_back({keys.back(), std::string_view(out->data() + i * 10'000, 10'000), {}});
+      slices.push_back(in->bytes().subspan(i * 10'000, 10'000));
+    }
+    for (const auto& r : client_->PutMany("bkt", items)) ASSERT_OK(r.status());
+    std::memset(in->data(), 0, in->size());
+    auto got = client_->GetManyInto("bkt", keys, slices);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSERT_OK(got[i].status());
+      EXPECT_EQ(std::string_view(slices[i].data(), *got[i]), items[i].data) << i;
+    }
+  }
+}
+
 TEST_F(ClientSharedTest, ManyThreadsShareOneClient) {
   constexpr int kThreads = 8;
   std::vector<std::thread> threads;
