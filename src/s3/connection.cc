@@ -497,7 +497,8 @@ class Connection {
       (void)wn;
       ok = !wec;
     }
-    if (rest > 0 && job && !job->done) co_await Wait(job);  // never leave a read running
+    // Never leave a read running; its result no longer matters.
+    if (rest > 0 && job && !job->done) (void)(co_await Wait(job));
     if (reader) co_await OnWorker(sh_, [&reader] { reader.reset(); return 0; });
     stream_.expires_never();
     co_return ok;
