@@ -379,7 +379,6 @@ std::vector<Result<ObjectInfo>> ObjectStore::PutMany(std::string_view bucket,
     }
     batched[i] = true;
   }
-  md5.clear();
   // The intents of every blob of the batch in one write, before any blob is.
   if (intent_batch.Count() > 0) {
     Status st = FromRocks(intents_db_->Write(rocksdb::WriteOptions(), &intent_batch),

@@ -149,10 +149,6 @@ std::string JoinDisks(const std::vector<std::string>& disks) {
   return out;
 }
 
-// Each disk carries a DISK file naming the store it belongs to, its place and the number of
-// disks: "<store id> <index> <count>\n". Directories may move (a new mount point, a copied data
-// directory); what must not change is which disk is which, since blobs are placed by index.
-// `expected`, when not empty: the store the disks must be.
 // The DISK file of each disk (nullopt where there is none), and the store id the first one
 // names.
 struct DiskLabels {
@@ -176,12 +172,15 @@ Result<DiskLabels> ReadDiskLabels(io::FileSystem& fs, const std::vector<std::str
   return labels;
 }
 
-// Returns the id of the store the disks are, labelling fresh disks as a new store.
+// Each disk carries a DISK file naming the store it belongs to, its place and the number of
+// disks: "<store id> <index> <count>\n". Directories may move (a new mount point, a copied data
+// directory); what must not change is which disk is which, since blobs are placed by index.
+// `expected`, when not empty: the store the disks must be. Returns the id of the store the disks
+// are, labelling fresh disks as a new store.
 Result<std::string> CheckDisks(io::FileSystem& fs, const std::vector<std::string>& disks,
                                const std::string& expected) {
   ASSIGN_OR_RETURN(DiskLabels labels, ReadDiskLabels(fs, disks));
-  const std::vector<std::optional<std::string>>& found = labels.found;
-  std::string store_id = labels.store_id;
+  auto& [found, store_id] = labels;
   bool fresh = true;
   for (const auto& f : found) fresh = fresh && !f.has_value();
   if (fresh && !expected.empty()) {

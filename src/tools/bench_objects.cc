@@ -191,9 +191,10 @@ class S3Target final : public DoorTarget {
 class NativeTarget final : public DoorTarget {
  public:
   NativeTarget(bool shared, bool batched) : shared_(shared), batched_(batched) {}
-  std::string name() const override {
-    return std::string(shared_ ? "native-shm" : "native") + (batched_ ? "-batch" : "");
+  static std::string Name(bool shared, bool batched) {
+    return std::string(shared ? "native-shm" : "native") + (batched ? "-batch" : "");
   }
+  std::string name() const override { return Name(shared_, batched_); }
   Status Connect(int connections) {
     ClientOptions o;
     o.max_connections = connections;
@@ -367,7 +368,7 @@ int RunObjectBench(ObjectBenchOptions o) {
     for (bool batched : {false, true}) {
       if (batched && o.batch < 2) continue;
       for (bool shared : {false, true}) {
-        doors.push_back({std::string(shared ? "native-shm" : "native") + (batched ? "-batch" : ""),
+        doors.push_back({NativeTarget::Name(shared, batched),
                          [&o, shared, batched](const std::string& dir) {
                            return OpenNativeTarget(dir, o.threads, shared, batched);
                          },
