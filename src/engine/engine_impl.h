@@ -110,6 +110,14 @@ class EngineImpl final : public BlobEngine {
   Status ReadValue(std::string_view key, const Location& loc, uint64_t offset, uint64_t n,
                    std::string* dst, char* raw_dst, size_t raw_cap, size_t* copied,
                    BlobInfo* info);
+  // --- engine_read.cc
+  // Reads the whole value of the small record of `key` at `loc` straight into `out` (up to
+  // `cap` bytes) with one read and no copy of our own; sets *value_len. False when the record
+  // does not fit that path (laid out for direct I/O, a value larger than `cap`, damaged): the
+  // caller then reads it the general way, which also reports damage. `out` may have been
+  // written either way.
+  bool ReadWholeInto(std::string_view key, const Location& loc, io::File& file, char* out,
+                     uint64_t cap, uint64_t* value_len, BlobInfo* info);
   // Looks up `key` and reads from its record, retrying if compaction moved it meanwhile.
   Status ReadKey(std::string_view key, uint64_t offset, uint64_t n, std::string* dst,
                  char* raw_dst, size_t raw_cap, size_t* copied, BlobInfo* info);

@@ -1,5 +1,8 @@
-// The engine's multi-key reads: MultiGet, Scan and Stats.
+// The engine's reads of whole small records into the caller's memory, and its multi-key reads:
+// MultiGet, Scan and Stats.
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <unordered_map>
 
 #include "common/logging.h"
@@ -7,6 +10,46 @@
 #include "engine/segment_scanner.h"
 
 namespace granary::engine {
+
+bool EngineImpl::ReadWholeInto(std::string_view key, const Location& loc, io::File& file,
+                               char* out, uint64_t cap, uint64_t* value_len, BlobInfo* info) {
+  // The record is its header and key, its value, and the value's block checksums padded to 8
+  // bytes. Its size fixes the value's length to within the checksums and padding, so all but
+  // those last few bytes of the value can land in `out` and the rest in `tail`.
+  const uint64_t head_len = kHeaderSize + key.size();
+  const uint64_t size = loc.size();
+  if (size <= head_len) return false;
+  const uint64_t after_head = size - head_len;
+  const uint64_t max_blocks = after_head / kValueBlockSize + 1;
+  if (after_head <= 4 * max_blocks + 8) return false;
+  const uint64_t first = after_head - 4 * max_blocks - 8;  // at most the value's length
+  char tail[64];
+  std::array<uint32_t, 8> crcs;
+  if (first > cap || after_head - first > sizeof(tail) || max_blocks > crcs.size()) return false;
+  char head[kHeaderSize + kMaxKeySize];
+  const std::span<char> pieces[3] = {{head, head_len}, {out, first}, {tail, after_head - first}};
+  Result<size_t> got = file.ReadV(loc.offset(), pieces);
+  if (!got.ok() || *got != size) return false;
+
+  Result<RecordHeader> fixed = DecodeHeader(head, {});
+  if (!fixed.ok() || fixed->key_len != key.size()) return false;
+  Result<RecordHeader> hr = DecodeHeader(head, std::string_view(head + kHeaderSize, key.size()));
+  if (!hr.ok() || std::string_view(head + kHeaderSize, key.size()) != key) return false;
+  const RecordHeader& h = *hr;
+  if (h.type != RecordType::kPut || h.size() != size || h.value_offset != head_len ||
+      h.value_len < first || h.value_len > cap) {
+    return false;
+  }
+  const uint64_t rest = h.value_len - first;
+  const uint64_t blocks = ValueBlocks(h.value_len);
+  if (rest + 4 * blocks > after_head - first) return false;
+  std::memcpy(out + first, tail, rest);
+  std::memcpy(crcs.data(), tail + rest, 4 * blocks);
+  if (!VerifyValueBlocks(out, h.value_len, 0, blocks, crcs.data()).ok()) return false;
+  *value_len = h.value_len;
+  if (info) *info = BlobInfo{h.value_len, h.sequence};
+  return true;
+}
 
 std::vector<Result<std::string>> EngineImpl::MultiGet(std::span<const std::string_view> keys) {
   std::vector<Result<std::string>> out(keys.size(), Status::NotFound("key not found"));

@@ -224,6 +224,9 @@ class FaultInjectionFile final : public File {
     return base_->Read(offset, n, dst);
   }
   Status ReadBatch(std::span<ReadOp> ops) override { return base_->ReadBatch(ops); }
+  Result<size_t> ReadV(uint64_t offset, std::span<const std::span<char>> pieces) override {
+    return base_->ReadV(offset, pieces);
+  }
 
   Status Write(uint64_t offset, const void* data, size_t n) override {
     return DoWrite(offset, data, n, /*direct=*/false);

@@ -20,6 +20,16 @@ Status File::ReadBatch(std::span<ReadOp> ops) {
   return Status::OK();
 }
 
+Result<size_t> File::ReadV(uint64_t offset, std::span<const std::span<char>> pieces) {
+  size_t total = 0;
+  for (std::span<char> piece : pieces) {
+    ASSIGN_OR_RETURN(size_t n, Read(offset + total, piece.size(), piece.data()));
+    total += n;
+    if (n < piece.size()) break;  // end of file
+  }
+  return total;
+}
+
 namespace {
 
 // The directory holding `path` ("." for a bare name, "/" for a child of the root).

@@ -51,6 +51,10 @@ class File {
   // Returns non-OK only if the batch could not be attempted at all.
   virtual Status ReadBatch(std::span<ReadOp> ops);
 
+  // Reads the bytes at `offset` into `pieces`, back to back, as one read where the
+  // implementation can (preadv); returns the count read, short only at end of file.
+  virtual Result<size_t> ReadV(uint64_t offset, std::span<const std::span<char>> pieces);
+
   // Writes all of `data[0, n)` at `offset` through the page cache.
   virtual Status Write(uint64_t offset, const void* data, size_t n) = 0;
 

@@ -133,6 +133,38 @@ Status PosixFile::ReadBatch(std::span<ReadOp> ops) {
   return File::ReadBatch(ops);
 }
 
+Result<size_t> PosixFile::ReadV(uint64_t offset, std::span<const std::span<char>> pieces) {
+  constexpr size_t kMaxPieces = 8;
+  size_t total = 0;
+  iovec iov[kMaxPieces];
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (i == kMaxPieces || pieces[i].size() > kMaxIoBytes) return File::ReadV(offset, pieces);
+    iov[i] = iovec{pieces[i].data(), pieces[i].size()};
+    total += pieces[i].size();
+  }
+  ssize_t r;
+  do {
+    r = ::preadv(fd_, iov, static_cast<int>(pieces.size()), static_cast<off_t>(offset));
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return Errno(errno, RangeWhat("read", total, offset, path()));
+  if (static_cast<size_t>(r) == total || r == 0) return static_cast<size_t>(r);
+  // Short: at the end of the file, or a read the kernel split; finish piece by piece.
+  size_t got = static_cast<size_t>(r);
+  size_t skip = got;
+  for (std::span<char> piece : pieces) {
+    if (skip >= piece.size()) {
+      skip -= piece.size();
+      continue;
+    }
+    std::span<char> rest = piece.subspan(skip);
+    skip = 0;
+    ASSIGN_OR_RETURN(size_t n, Read(offset + got, rest.size(), rest.data()));
+    got += n;
+    if (n < rest.size()) break;
+  }
+  return got;
+}
+
 Status PosixFile::Write(uint64_t offset, const void* data, size_t n) {
   RETURN_IF_ERROR(CheckWritable("write"));
   return PwriteAll(fd_, offset, static_cast<const char*>(data), n, path());

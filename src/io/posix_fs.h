@@ -62,6 +62,7 @@ class PosixFile final : public File {
 
   Result<size_t> Read(uint64_t offset, size_t n, char* dst) override;
   Status ReadBatch(std::span<ReadOp> ops) override;
+  Result<size_t> ReadV(uint64_t offset, std::span<const std::span<char>> pieces) override;
   Status Write(uint64_t offset, const void* data, size_t n) override;
   Status WriteDirect(uint64_t offset, const void* data, size_t n) override;
   Status WriteDirectV(uint64_t offset, std::span<const std::span<const char>> pieces) override;

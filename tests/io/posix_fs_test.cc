@@ -74,6 +74,30 @@ TEST_F(PosixFsTest, WriteThenReadBack) {
   EXPECT_EQ(SlurpFile(dir_.Child("a")), "hello world");
 }
 
+TEST_F(PosixFsTest, ReadVFillsPiecesBackToBack) {
+  auto f = MustOpen(dir_.Child("v"));
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->Write(0, "abcdefghij", 10).ok());
+  char a[3], b[1], c[5];
+  std::span<char> pieces[3] = {{a, 3}, {b, 0}, {c, 5}};
+  Result<size_t> n = f->ReadV(1, pieces);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 8u);
+  EXPECT_EQ(std::string(a, 3), "bcd");
+  EXPECT_EQ(std::string(c, 5), "efghi");
+  // Short only at the end of the file: the pieces past it are not touched.
+  char d[4] = {'-', '-', '-', '-'};
+  std::span<char> past[2] = {{c, 5}, {d, 4}};
+  n = f->ReadV(4, past);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 6u);
+  EXPECT_EQ(std::string(c, 5), "efghi");
+  EXPECT_EQ(std::string(d, 4), "j---");
+  n = f->ReadV(20, past);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0u);
+}
+
 TEST_F(PosixFsTest, OpenErrors) {
   Result<std::unique_ptr<File>> missing = fs_.Open(dir_.Child("missing"), OpenOptions{});
   ASSERT_FALSE(missing.ok());
