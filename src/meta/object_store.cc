@@ -376,7 +376,8 @@ void ObjectStore::UnregisterReader(uint64_t seq) {
     std::lock_guard<std::mutex> lock(readers_mu_);
     auto it = readers_.find(seq);
     if (it != readers_.end()) readers_.erase(it);
-    wake = readers_.empty() || *readers_.begin() > seq;
+    const uint64_t limit = readers_.empty() ? garbage_seq_.load() : *readers_.begin();
+    wake = limit > seq && limit > reclaimed_below_;
   }
   if (wake) {
     std::lock_guard<std::mutex> lock(reclaim_mu_);
@@ -415,6 +416,10 @@ Result<uint64_t> ObjectStore::ReclaimGarbage() {
     blobs += keys.size();
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scanning garbage"));
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    reclaimed_below_ = std::max(reclaimed_below_, limit);
+  }
   reclaimed_blobs_ += blobs;
   return blobs;
 }

@@ -287,6 +287,10 @@ class ObjectStore final : public ObjectApi {
   std::mutex readers_mu_;
   std::multiset<uint64_t> readers_;  // GUARDED_BY(readers_mu_)
   std::multiset<uint64_t> pending_garbage_;  // GUARDED_BY(readers_mu_)
+  // Every garbage record below this had been reclaimed at the last pass (those committed since
+  // wake the reclaimer themselves). A reader that leaves wakes it only when the oldest reader's
+  // sequence passes this mark, not at every read.
+  uint64_t reclaimed_below_ = 0;  // GUARDED_BY(readers_mu_)
 
   std::mutex reclaim_mu_;
   std::condition_variable reclaim_cv_;

@@ -246,6 +246,30 @@ TEST_F(ObjectStoreTest, AnOpenReaderKeepsTheVersionItOpened) {
   EXPECT_EQ(*reclaimed, 3u);
 }
 
+// The background reclaimer takes overwritten data once the last reader that could still read it
+// has closed, without anyone calling ReclaimGarbage.
+TEST_F(ObjectStoreTest, TheReclaimerTakesWhatAClosedReaderHeldBack) {
+  Reopen(/*background_reclaim=*/true);
+  ASSERT_TRUE(store_->CreateBucket("bkt").ok());
+  ASSERT_TRUE(store_->Put("bkt", "k", RandomBytes(64 * 1024 * 3, 1)).ok());
+  auto reader = store_->Open("bkt", "k", {});
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(store_->Put("bkt", "k", RandomBytes(5000, 2)).ok());  // one blob
+  auto blobs_within = [&](uint64_t want, int ms) {
+    for (int waited = 0; waited < ms; waited += 10) {
+      if (blobs_->Stats().blobs == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return blobs_->Stats().blobs == want;
+  };
+  // Reads that come and go meanwhile neither take the held data nor keep it.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(store_->Get("bkt", "k").ok());
+  EXPECT_FALSE(blobs_within(1, 200)) << "the open reader's data was reclaimed";
+  EXPECT_EQ(blobs_->Stats().blobs, 4u);
+  reader->reset();
+  EXPECT_TRUE(blobs_within(1, 10'000)) << blobs_->Stats().blobs << " blobs left";
+}
+
 TEST_F(ObjectStoreTest, AnAbandonedUploadLeavesNothing) {
   ASSERT_TRUE(store_->CreateBucket("bkt").ok());
   {
