@@ -24,13 +24,24 @@ Result<Lease> ConnectionPool::Acquire(Deadline deadline) {
     while (!idle_.empty()) {
       std::unique_ptr<ClientConnection> conn = std::move(idle_.back());
       idle_.pop_back();
+      // Whether the server closed it (restart, idle timeout) takes a system call: not under the
+      // lock every request takes.
+      lock.unlock();
       if (conn->Reusable()) return Lease(this, std::move(conn));
-      --open_;  // closed by the server (restart, idle timeout): drop it and look again
+      conn.reset();
+      lock.lock();
+      --open_;  // drop it and look again
     }
     if (open_ < max_connections_) break;
+    ++waiting_;
+    bool timed_out = false;
     if (deadline == NoDeadline()) {
       released_.wait(lock);
-    } else if (released_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    } else {
+      timed_out = released_.wait_until(lock, deadline) == std::cv_status::timeout;
+    }
+    --waiting_;
+    if (timed_out) {
       return Status::Unavailable("timed out waiting for one of the " +
                                  std::to_string(max_connections_) + " connections to " + address_ +
                                  " to be free");
@@ -43,7 +54,7 @@ Result<Lease> ConnectionPool::Acquire(Deadline deadline) {
   if (!conn.ok()) {
     lock.lock();
     --open_;
-    released_.notify_one();
+    if (waiting_ != 0) released_.notify_one();
     return conn.status();
   }
   return Lease(this, std::move(*conn));
@@ -62,7 +73,7 @@ void ConnectionPool::Release(std::unique_ptr<ClientConnection> conn) {
   } else {
     --open_;
   }
-  released_.notify_one();
+  if (waiting_ != 0) released_.notify_one();
 }
 
 }  // namespace granary::rpc

@@ -75,6 +75,7 @@ class ConnectionPool {
   std::condition_variable released_;
   std::vector<std::unique_ptr<ClientConnection>> idle_;  // GUARDED_BY(mu_)
   int open_ = 0;  // idle + leased + being connected; GUARDED_BY(mu_)
+  int waiting_ = 0;  // callers waiting for a connection to be given back; GUARDED_BY(mu_)
 };
 
 }  // namespace granary::rpc
