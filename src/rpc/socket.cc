@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <vector>
 
 #include "rpc/socket_impl.h"
@@ -164,17 +165,40 @@ Result<std::unique_ptr<Socket>> Socket::Connect(asio::io_context& io, std::strin
 Status Socket::ReadFull(void* buf, size_t n, Deadline deadline, bool* clean_eof) {
   if (clean_eof) *clean_eof = false;
   char* p = static_cast<char*>(buf);
-  size_t done = 0;
+  Impl& s = *impl_;
+  size_t done = std::min(n, s.read_end_ - s.read_pos_);
+  if (done != 0) {
+    std::memcpy(p, s.read_buffer_.get() + s.read_pos_, done);
+    s.read_pos_ += done;
+  }
   while (done < n) {
-    if (impl_->shut_down_.load(std::memory_order_relaxed)) {
-      return Status::Unavailable("connection to " + impl_->peer_ + " was shut down");
+    if (s.shut_down_.load(std::memory_order_relaxed)) {
+      return Status::Unavailable("connection to " + s.peer_ + " was shut down");
+    }
+    if (s.drained_) {
+      RETURN_IF_ERROR(WaitFor(s.socket_.native_handle(), POLLIN, deadline, s.peer_));
+      s.drained_ = false;
     }
     boost::system::error_code ec;
-    size_t got = impl_->socket_.read_some(asio::buffer(p + done, n - done), ec);
-    done += got;
+    const size_t want = n - done;
+    if (want >= Impl::kReadBufferBytes) {
+      // A large payload streams in: more has usually arrived by the next read.
+      done += s.socket_.read_some(asio::buffer(p + done, want), ec);
+    } else {
+      // The buffer is empty here: fill it with whatever has arrived, take what is asked for.
+      if (!s.read_buffer_) s.read_buffer_ = std::make_unique<char[]>(Impl::kReadBufferBytes);
+      const size_t got =
+          s.socket_.read_some(asio::buffer(s.read_buffer_.get(), Impl::kReadBufferBytes), ec);
+      const size_t take = std::min(got, want);
+      std::memcpy(p + done, s.read_buffer_.get(), take);
+      done += take;
+      s.read_pos_ = take;
+      s.read_end_ = got;
+      s.drained_ = got < Impl::kReadBufferBytes;
+    }
     if (!ec) continue;
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      RETURN_IF_ERROR(WaitFor(impl_->socket_.native_handle(), POLLIN, deadline, impl_->peer_));
+      s.drained_ = true;
       continue;
     }
     if (ec == asio::error::interrupted) continue;
@@ -236,6 +260,7 @@ Status Socket::WriteAll(std::span<const std::string_view> pieces, Deadline deadl
 
 bool Socket::LooksAlive() {
   if (impl_->shut_down_.load(std::memory_order_relaxed)) return false;
+  if (impl_->read_pos_ != impl_->read_end_) return false;  // bytes nobody asked for
   char byte;
   ssize_t r = ::recv(impl_->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (r == 0) return false;  // end of file
@@ -244,6 +269,7 @@ bool Socket::LooksAlive() {
 }
 
 bool Socket::Readable() {
+  if (impl_->read_pos_ != impl_->read_end_) return true;
   pollfd p{impl_->socket_.native_handle(), POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
 }

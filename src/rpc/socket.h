@@ -1,5 +1,7 @@
 // Socket: one TCP connection (Boost.Asio underneath) with blocking calls bounded by deadlines.
-// Reads land straight in the caller's memory; writes gather several pieces into one sendmsg.
+// Small reads are served from a buffer that one system call fills with whatever has arrived (a
+// message's prefix, header and small payload together); large reads land straight in the
+// caller's memory. Writes gather several pieces into one sendmsg.
 //
 // Thread-safety: one thread at a time uses a Socket, except Shutdown(), which any thread may
 // call at any time to wake the user out of a blocked call (as Server::Stop does).

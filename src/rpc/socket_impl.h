@@ -19,9 +19,19 @@ class Socket::Impl {
 
   explicit Impl(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
 
+  // Reads of at least this many bytes bypass the buffer.
+  static constexpr size_t kReadBufferBytes = 16 * 1024;
+
   boost::asio::ip::tcp::socket socket_;
   std::string peer_;
   std::atomic<bool> shut_down_{false};
+  // Bytes received and not yet read: read_buffer_[read_pos_, read_end_). Allocated at first use.
+  std::unique_ptr<char[]> read_buffer_;
+  size_t read_pos_ = 0;
+  size_t read_end_ = 0;
+  // The last read took everything that had arrived: the next one most likely has to wait, so it
+  // polls first rather than read, fail and poll.
+  bool drained_ = false;
 };
 
 }  // namespace granary::rpc
