@@ -3,6 +3,7 @@
 #include "meta/object_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 
@@ -376,7 +377,7 @@ void ObjectStore::UnregisterReader(uint64_t seq) {
     std::lock_guard<std::mutex> lock(readers_mu_);
     auto it = readers_.find(seq);
     if (it != readers_.end()) readers_.erase(it);
-    const uint64_t limit = readers_.empty() ? garbage_seq_.load() : *readers_.begin();
+    const uint64_t limit = ReclaimLimit();
     wake = limit > seq && limit > reclaimed_below_;
   }
   if (wake) {
@@ -386,13 +387,20 @@ void ObjectStore::UnregisterReader(uint64_t seq) {
   }
 }
 
+uint64_t ObjectStore::ReclaimLimit() const {
+  // Garbage at or after the oldest reader's sequence may hold data that reader still reads;
+  // garbage not yet committed is not in the namespace for a pass to find.
+  uint64_t limit = readers_.empty() ? garbage_seq_.load() : *readers_.begin();
+  if (!pending_garbage_.empty()) limit = std::min(limit, *pending_garbage_.begin());
+  return limit;
+}
+
 Result<uint64_t> ObjectStore::ReclaimGarbage() {
   if (closed_) return Status::Unavailable("the object store is closed");
   uint64_t limit;
   {
-    // Garbage at or after the oldest reader's sequence may hold data that reader still reads.
     std::lock_guard<std::mutex> lock(readers_mu_);
-    limit = readers_.empty() ? garbage_seq_.load() : *readers_.begin();
+    limit = ReclaimLimit();
   }
   uint64_t blobs = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -425,14 +433,24 @@ Result<uint64_t> ObjectStore::ReclaimGarbage() {
 }
 
 void ObjectStore::ReclaimLoop() {
+  // A pass that failed (a disk or replica unavailable) is tried again after this long, whether
+  // or not anything wakes the reclaimer meanwhile.
+  constexpr auto kRetry = std::chrono::seconds(1);
   std::unique_lock<std::mutex> lock(reclaim_mu_);
+  bool retry = false;
   while (!reclaim_stop_) {
-    reclaim_cv_.wait(lock, [&] { return reclaim_stop_ || reclaim_wanted_; });
+    auto wanted = [&] { return reclaim_stop_ || reclaim_wanted_; };
+    if (retry) {
+      reclaim_cv_.wait_for(lock, kRetry, wanted);
+    } else {
+      reclaim_cv_.wait(lock, wanted);
+    }
     if (reclaim_stop_) break;
     reclaim_wanted_ = false;
     lock.unlock();
     auto result = ReclaimGarbage();
-    if (!result.ok()) GLOG_WARN("reclaiming garbage: {}", result.status().ToString());
+    retry = !result.ok();
+    if (retry) GLOG_WARN("reclaiming garbage: {}", result.status().ToString());
     lock.lock();
   }
 }

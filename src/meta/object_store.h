@@ -258,6 +258,8 @@ class ObjectStore final : public ObjectApi {
   void UnregisterReader(uint64_t seq);
 
   void ReclaimLoop();
+  // Garbage records below this sequence may be reclaimed now. REQUIRES: readers_mu_ held.
+  uint64_t ReclaimLimit() const;
   Status RecoverIntents();
   // Applies the PendingCommits a stopped server left (their data complete) or drops them.
   Status RecoverPendingCommits();

@@ -364,6 +364,38 @@ TEST(EngineTest, CorruptValueIsReportedNotReturned) {
   EXPECT_GE(e->Stats().corruptions_detected, 1u);
 }
 
+// Values of 16 KiB and more are read whole straight into the caller's memory: a damaged value
+// byte, or a damaged checksum, is still reported and never returned.
+TEST(EngineTest, CorruptionInAWholeReadIsReportedNotReturned) {
+  const std::string value(40000, 'v');
+  const uint64_t value_at = 48 + 6;  // the first record: header, key "victim", value
+  for (uint64_t at : {value_at + 30000, value_at + value.size() + 1}) {
+    TempDir dir;
+    {
+      auto e = OpenOrDie(dir.path());
+      ASSERT_TRUE(e->Put("victim", value).ok());
+      ASSERT_TRUE(e->Close().ok());
+    }
+    {
+      std::string path = dir.Sub("seg-00000001.log");
+      FILE* f = fopen(path.c_str(), "r+b");
+      ASSERT_NE(f, nullptr);
+      fseek(f, static_cast<long>(at), SEEK_SET);
+      int c = fgetc(f);
+      fseek(f, static_cast<long>(at), SEEK_SET);
+      fputc(c ^ 0x20, f);
+      fclose(f);
+    }
+    auto e = OpenOrDie(dir.path());
+    auto got = e->Get("victim");
+    EXPECT_TRUE(got.status().IsCorruption()) << at << ": " << got.status().ToString();
+    std::string buf(value.size(), '\0');
+    auto into = e->ReadInto("victim", 0, std::span<char>(buf));
+    EXPECT_TRUE(into.status().IsCorruption()) << at << ": " << into.status().ToString();
+    EXPECT_GE(e->Stats().corruptions_detected, 2u);
+  }
+}
+
 TEST(EngineTest, TornTailIsCut) {
   TempDir dir;
   {
