@@ -29,17 +29,19 @@ constexpr int64_t kConnectTimeoutMs = 5'000;
 Status WaitFor(int fd, short events, Deadline deadline, const std::string& peer) {
   for (;;) {
     int timeout_ms = -1;
+    bool last = false;  // the deadline has passed: one look at what is already there
     if (deadline != NoDeadline()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                       deadline - std::chrono::steady_clock::now())
                       .count();
-      if (left <= 0) return Status::Unavailable("timed out waiting for " + peer);
-      timeout_ms = static_cast<int>(std::min<int64_t>(left + 1, 1 << 30));
+      last = left <= 0;
+      timeout_ms = last ? 0 : static_cast<int>(std::min<int64_t>(left + 1, 1 << 30));
     }
     pollfd p{fd, events, 0};
     int r = ::poll(&p, 1, timeout_ms);
     if (r > 0) return Status::OK();  // readable, writable, hung up or in error: the call says which
     if (r < 0 && errno != EINTR) return Status::FromErrno(errno, "poll on " + peer);
+    if (r == 0 && last) return Status::Unavailable("timed out waiting for " + peer);
   }
 }
 
@@ -166,18 +168,21 @@ Status Socket::ReadFull(void* buf, size_t n, Deadline deadline, bool* clean_eof)
   if (clean_eof) *clean_eof = false;
   char* p = static_cast<char*>(buf);
   Impl& s = *impl_;
+  auto shut_down = [&] {
+    return Status::Unavailable("connection to " + s.peer_ + " was shut down");
+  };
+  if (s.shut_down_.load(std::memory_order_relaxed)) return shut_down();
   size_t done = std::min(n, s.read_end_ - s.read_pos_);
   if (done != 0) {
     std::memcpy(p, s.read_buffer_.get() + s.read_pos_, done);
     s.read_pos_ += done;
   }
   while (done < n) {
-    if (s.shut_down_.load(std::memory_order_relaxed)) {
-      return Status::Unavailable("connection to " + s.peer_ + " was shut down");
-    }
+    if (s.shut_down_.load(std::memory_order_relaxed)) return shut_down();
     if (s.drained_) {
       RETURN_IF_ERROR(WaitFor(s.socket_.native_handle(), POLLIN, deadline, s.peer_));
       s.drained_ = false;
+      continue;  // woken perhaps by Shutdown(): look again first
     }
     boost::system::error_code ec;
     const size_t want = n - done;

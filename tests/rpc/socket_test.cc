@@ -63,12 +63,15 @@ TEST(SocketTest, SmallAndLargeReadsOfOneStreamKeepItsOrder) {
   const std::string head = Pattern(10, 'h');
   const std::string big = Pattern(100'000, 'b');
   const std::string tail = Pattern(3, 't');
-  std::string_view pieces[3] = {head, big, tail};
-  ASSERT_TRUE(p.a->WriteAll(pieces, DeadlineAfterMs(10'000)).ok());
+  std::thread writer([&] {
+    std::string_view pieces[3] = {head, big, tail};
+    EXPECT_TRUE(p.a->WriteAll(pieces, DeadlineAfterMs(10'000)).ok());
+  });
   EXPECT_EQ(Read(*p.b, 4), head.substr(0, 4));
   EXPECT_EQ(Read(*p.b, 6), head.substr(4));
   EXPECT_TRUE(Read(*p.b, big.size()) == big);
   EXPECT_EQ(Read(*p.b, 3), tail);
+  writer.join();
   // A read that must wait for the peer's next write.
   std::thread later([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -102,6 +105,51 @@ TEST(SocketTest, ThePeerClosingIsSeenAfterWhatItSent) {
   ASSERT_TRUE(q.a && q.b);
   st = q.b->ReadFull(&c, 1, DeadlineAfterMs(100));
   EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
+}
+
+// Bytes that have arrived are read even when the deadline has already passed.
+TEST(SocketTest, APassedDeadlineStillReadsWhatHasArrived) {
+  boost::asio::io_context io;
+  Pair p = Connected(io);
+  ASSERT_TRUE(p.a && p.b);
+  ASSERT_TRUE(p.a->WriteAll("x", DeadlineAfterMs(10'000)).ok());
+  EXPECT_EQ(Read(*p.b, 1), "x");  // the socket is drained: the next read looks before it reads
+  ASSERT_TRUE(p.a->WriteAll("y", DeadlineAfterMs(10'000)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  char c = 0;
+  Status st = p.b->ReadFull(&c, 1, std::chrono::steady_clock::now());
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(c, 'y');
+  st = p.b->ReadFull(&c, 1, std::chrono::steady_clock::now());
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("timed out"), std::string::npos) << st.ToString();
+}
+
+// Shutdown() ends reads at once, a blocked one included, and bytes already received are not
+// handed out after it.
+TEST(SocketTest, ShutdownEndsReadsEvenWithBytesBuffered) {
+  boost::asio::io_context io;
+  Pair p = Connected(io);
+  ASSERT_TRUE(p.a && p.b);
+  ASSERT_TRUE(p.a->WriteAll("abcdef", DeadlineAfterMs(10'000)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Read(*p.b, 2), "ab");  // "cdef" stays in the buffer
+  p.b->Shutdown();
+  char c;
+  Status st = p.b->ReadFull(&c, 1, DeadlineAfterMs(10'000));
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("shut down"), std::string::npos) << st.ToString();
+
+  Pair q = Connected(io);
+  ASSERT_TRUE(q.a && q.b);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    q.b->Shutdown();
+  });
+  st = q.b->ReadFull(&c, 1, DeadlineAfterMs(10'000));
+  stopper.join();
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("shut down"), std::string::npos) << st.ToString();
 }
 
 }  // namespace
