@@ -41,7 +41,8 @@ Result<Lease> ConnectionPool::Acquire(Deadline deadline) {
       timed_out = released_.wait_until(lock, deadline) == std::cv_status::timeout;
     }
     --waiting_;
-    if (timed_out) {
+    // A connection freed just as the deadline passed is still taken.
+    if (timed_out && idle_.empty() && open_ >= max_connections_) {
       return Status::Unavailable("timed out waiting for one of the " +
                                  std::to_string(max_connections_) + " connections to " + address_ +
                                  " to be free");
