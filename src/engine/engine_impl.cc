@@ -287,23 +287,22 @@ Status EngineImpl::ReadValue(std::string_view key, const Location& loc, uint64_t
   std::shared_ptr<Segment> seg = FindSegment(loc.segment);
   if (!seg) return Status::NotFound("segment " + std::to_string(loc.segment) + " is gone");
   io::File& file = *seg->file;
-  const std::string where = "record at " + std::to_string(loc.segment) + ":" +
-                            std::to_string(loc.offset()) + " in " + dir_;
   auto corrupt = [&](const Status& st) {
+    const std::string where = "record at " + std::to_string(loc.segment) + ":" +
+                              std::to_string(loc.offset()) + " in " + dir_;
     counters_.corruptions++;
     GLOG_ERROR("{}: {}", where, st.message());
     return st.WithContext(where);
   };
 
-  // Whole small values go straight into the caller's memory.
+  // Whole small values go straight into the caller's memory (a string sized to the record).
   const bool whole = loc.size() <= kWholeRecordRead && (dst || raw_dst);
-  if (whole && offset == 0 && loc.size() >= kReadIntoMinRecord) {
-    const uint64_t cap = raw_dst ? std::min<uint64_t>(n, raw_cap) : n;
-    if (dst && cap >= loc.size()) dst->resize(loc.size());
+  if (whole && offset == 0 && loc.size() >= kReadIntoMinRecord && (raw_dst || n >= loc.size())) {
+    if (dst) dst->resize(loc.size());
     char* out = raw_dst ? raw_dst : dst->data();
+    const uint64_t cap = raw_dst ? std::min<uint64_t>(n, raw_cap) : loc.size();
     uint64_t value_len = 0;
-    if ((raw_dst || cap >= loc.size()) &&
-        ReadWholeInto(key, loc, file, out, cap, &value_len, info)) {
+    if (ReadWholeInto(key, loc, file, out, cap, &value_len, info)) {
       if (dst) dst->resize(value_len);
       if (copied) *copied = value_len;
       return Status::OK();
@@ -312,23 +311,9 @@ Status EngineImpl::ReadValue(std::string_view key, const Location& loc, uint64_t
   }
   std::string head(whole ? loc.size() : std::min<uint64_t>(loc.size(), 4096 + 2048), '\0');
   ASSIGN_OR_RETURN(size_t got, file.Read(loc.offset(), head.size(), head.data()));
-  if (got < kHeaderSize) return corrupt(Status::Corruption("record is truncated"));
-  Result<RecordHeader> fixed = DecodeHeader(head.data(), {});
-  if (!fixed.ok()) return corrupt(fixed.status());
-  const RecordHeader& h0 = *fixed;
-  if (h0.key_len != key.size() || kHeaderSize + h0.key_len > got) {
-    return corrupt(Status::Corruption("record does not hold the key it is indexed under"));
-  }
-  std::string_view stored_key(head.data() + kHeaderSize, h0.key_len);
-  Result<RecordHeader> hr = DecodeHeader(head.data(), stored_key);
+  Result<RecordHeader> hr = DecodeIndexedPut(head.data(), got, key, loc.size());
   if (!hr.ok()) return corrupt(hr.status());
-  if (stored_key != key) {
-    return corrupt(Status::Corruption("record does not hold the key it is indexed under"));
-  }
   const RecordHeader& h = *hr;
-  if (h.type != RecordType::kPut || h.size() != loc.size()) {
-    return corrupt(Status::Corruption("indexed record is not a put of the expected size"));
-  }
   if (info) *info = BlobInfo{h.value_len, h.sequence};
   if (offset > h.value_len) {
     return Status::InvalidArgument("offset " + std::to_string(offset) + " is past the end of a " +

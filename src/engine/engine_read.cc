@@ -31,15 +31,10 @@ bool EngineImpl::ReadWholeInto(std::string_view key, const Location& loc, io::Fi
   Result<size_t> got = file.ReadV(loc.offset(), pieces);
   if (!got.ok() || *got != size) return false;
 
-  Result<RecordHeader> fixed = DecodeHeader(head, {});
-  if (!fixed.ok() || fixed->key_len != key.size()) return false;
-  Result<RecordHeader> hr = DecodeHeader(head, std::string_view(head + kHeaderSize, key.size()));
-  if (!hr.ok() || std::string_view(head + kHeaderSize, key.size()) != key) return false;
+  Result<RecordHeader> hr = DecodeIndexedPut(head, head_len, key, size);
+  if (!hr.ok()) return false;
   const RecordHeader& h = *hr;
-  if (h.type != RecordType::kPut || h.size() != size || h.value_offset != head_len ||
-      h.value_len < first || h.value_len > cap) {
-    return false;
-  }
+  if (h.value_offset != head_len || h.value_len < first || h.value_len > cap) return false;
   const uint64_t rest = h.value_len - first;
   const uint64_t blocks = ValueBlocks(h.value_len);
   if (rest + 4 * blocks > after_head - first) return false;
@@ -97,12 +92,8 @@ std::vector<Result<std::string>> EngineImpl::MultiGet(std::span<const std::strin
       // Parse and verify the record already in memory.
       const char* rec = pd.buf.data();
       std::string_view key = keys[pd.index];
-      Result<RecordHeader> h = DecodeHeader(rec, key.size() + kHeaderSize <= pd.buf.size()
-                                                     ? std::string_view(rec + kHeaderSize,
-                                                                        key.size())
-                                                     : std::string_view());
-      if (!h.ok() || h->type != RecordType::kPut || h->size() != pd.loc.size() ||
-          std::string_view(rec + kHeaderSize, h->key_len) != key) {
+      Result<RecordHeader> h = DecodeIndexedPut(rec, pd.buf.size(), key, pd.loc.size());
+      if (!h.ok()) {
         out[pd.index] = Get(keys[pd.index]);
         continue;
       }

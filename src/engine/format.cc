@@ -51,6 +51,24 @@ void EncodeHeader(const RecordHeader& h, std::string_view key, char* dst) {
   Store<uint32_t>(dst + kHeaderCrcOffset, crc);
 }
 
+Result<RecordHeader> DecodeIndexedPut(const char* head, size_t got, std::string_view key,
+                                      uint64_t size) {
+  if (got < kHeaderSize) return Status::Corruption("record is truncated");
+  ASSIGN_OR_RETURN(RecordHeader fixed, DecodeHeader(head, {}));
+  if (fixed.key_len != key.size() || kHeaderSize + fixed.key_len > got) {
+    return Status::Corruption("record does not hold the key it is indexed under");
+  }
+  std::string_view stored_key(head + kHeaderSize, fixed.key_len);
+  ASSIGN_OR_RETURN(RecordHeader h, DecodeHeader(head, stored_key));
+  if (stored_key != key) {
+    return Status::Corruption("record does not hold the key it is indexed under");
+  }
+  if (h.type != RecordType::kPut || h.size() != size) {
+    return Status::Corruption("indexed record is not a put of the expected size");
+  }
+  return h;
+}
+
 bool HasMagic(const char* src) { return Load<uint32_t>(src) == kRecordMagic; }
 
 Result<RecordHeader> DecodeHeader(const char* src, std::string_view key) {

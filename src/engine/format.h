@@ -77,6 +77,12 @@ void EncodeHeader(const RecordHeader& h, std::string_view key, char* dst);
 // in which case the CRC is not checked; call it again with the key to finish.
 Result<RecordHeader> DecodeHeader(const char* src, std::string_view key);
 
+// Checks that `head`, the first `got` bytes of a record the index holds under `key`, is a put of
+// that key whose record is `size` bytes long, and returns its header; Corruption saying what is
+// wrong otherwise.
+Result<RecordHeader> DecodeIndexedPut(const char* head, size_t got, std::string_view key,
+                                      uint64_t size);
+
 // Whether `src` (at least 4 bytes) starts with the record magic.
 bool HasMagic(const char* src);
 

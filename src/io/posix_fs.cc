@@ -148,21 +148,9 @@ Result<size_t> PosixFile::ReadV(uint64_t offset, std::span<const std::span<char>
   } while (r < 0 && errno == EINTR);
   if (r < 0) return Errno(errno, RangeWhat("read", total, offset, path()));
   if (static_cast<size_t>(r) == total || r == 0) return static_cast<size_t>(r);
-  // Short: at the end of the file, or a read the kernel split; finish piece by piece.
-  size_t got = static_cast<size_t>(r);
-  size_t skip = got;
-  for (std::span<char> piece : pieces) {
-    if (skip >= piece.size()) {
-      skip -= piece.size();
-      continue;
-    }
-    std::span<char> rest = piece.subspan(skip);
-    skip = 0;
-    ASSIGN_OR_RETURN(size_t n, Read(offset + got, rest.size(), rest.data()));
-    got += n;
-    if (n < rest.size()) break;
-  }
-  return got;
+  // Short: at the end of the file, or a read the kernel split. Rare: read it again piece by
+  // piece, where each pread reports how far the file goes.
+  return File::ReadV(offset, pieces);
 }
 
 Status PosixFile::Write(uint64_t offset, const void* data, size_t n) {

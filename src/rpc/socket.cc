@@ -209,10 +209,10 @@ Status Socket::ReadFull(void* buf, size_t n, Deadline deadline, bool* clean_eof)
     if (ec == asio::error::interrupted) continue;
     if (ec == asio::error::eof) {
       if (done == 0 && clean_eof) *clean_eof = true;
-      return Status::Unavailable("connection closed by " + impl_->peer_ +
+      return Status::Unavailable("connection closed by " + s.peer_ +
                                  (done == 0 ? "" : " in the middle of a message"));
     }
-    return Status::Unavailable("reading from " + impl_->peer_ + ": " + ec.message());
+    return Status::Unavailable("reading from " + s.peer_ + ": " + ec.message());
   }
   return Status::OK();
 }
